@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs everything the project needs, idempotently, with every cache outside the clone:
+# uv (into ~/.cache/devserver-operator), the locked Python environment (.venv, from uv.lock),
+# and, with --all, the local control plane binaries (built from Go modules) and n8n (npm).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CACHE_DIR="${DEVSERVER_CACHE_DIR:-$HOME/.cache/devserver-operator}"
+UV_VERSION="0.13.9"
+UV_HOME="$CACHE_DIR/uv-$UV_VERSION"
+export UV_PYTHON_DOWNLOADS=never
+
+step() { printf '\n==> %s\n' "$*"; }
+
+if [ ! -x "$UV_HOME/bin/uv" ]; then
+  step "installing uv $UV_VERSION into $UV_HOME"
+  python3.11 -m venv "$UV_HOME"
+  "$UV_HOME/bin/pip" install --quiet --disable-pip-version-check "uv==$UV_VERSION"
+fi
+
+step "Python environment from uv.lock (.venv)"
+"$UV_HOME/bin/uv" sync --frozen --python python3.11 --quiet
+
+if [ "${1:-}" = "--all" ]; then
+  if [ -f hack/controlplane/build.sh ]; then
+    step "local control plane binaries (kube-apiserver, etcd, ...; built once, then cached)"
+    bash hack/controlplane/build.sh
+  fi
+  if [ -f hack/n8n/install.sh ]; then
+    step "n8n (npm, cached by lock file)"
+    bash hack/n8n/install.sh
+  fi
+fi

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: setup, lint, types, generated files, pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash hack/setup.sh --all
+
+step() { printf '\n==> %s\n' "$*"; }
+step "ruff (lint and format)"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+step "mypy --strict on the package"
+.venv/bin/mypy
+step "import layers"
+.venv/bin/lint-imports
+step "generated CRDs are current"
+.venv/bin/devserver-operator crds --check crds
+step "pytest"
+.venv/bin/pytest "$@"

@@ -1,0 +1,161 @@
+"""The `devserver-operator` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+
+from devserver_operator import __version__
+from devserver_operator.api.crd import GENERATED_HEADER, build_all_crds
+from devserver_operator.settings import OperatorSettings
+
+
+def _dump_all(documents: Sequence[object]) -> str:
+    return yaml.safe_dump_all(documents, sort_keys=False, width=100)
+
+
+def crd_files() -> dict[str, str]:
+    """File name -> YAML text of every CRD, as committed in crds/."""
+    files: dict[str, str] = {}
+    for crd in build_all_crds():
+        name = crd["metadata"]["name"]
+        files[f"{name}.yaml"] = GENERATED_HEADER + _dump_all([crd])
+    return files
+
+
+def command_crds(args: argparse.Namespace) -> int:
+    files = crd_files()
+    if args.check is not None:
+        directory = Path(args.check)
+        stale = [
+            name
+            for name, text in files.items()
+            if not (directory / name).is_file() or (directory / name).read_text() != text
+        ]
+        extra = (
+            sorted(p.name for p in directory.glob("*.yaml") if p.name not in files)
+            if directory.is_dir()
+            else []
+        )
+        for name in stale:
+            regenerate = f"devserver-operator crds --output-dir {directory}"
+            print(f"{directory / name}: out of date; run: {regenerate}", file=sys.stderr)
+        for name in extra:
+            print(f"{directory / name}: not generated from the models; remove it", file=sys.stderr)
+        return 1 if stale or extra else 0
+    if args.output_dir is not None:
+        directory = Path(args.output_dir)
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            (directory / name).write_text(text)
+        return 0
+    sys.stdout.write(
+        "".join(files.values()).replace(
+            GENERATED_HEADER,
+            "---\n",
+        )
+    )
+    return 0
+
+
+def command_render(args: argparse.Namespace) -> int:
+    from devserver_operator.render import RenderError, load_documents, render_document
+
+    settings = OperatorSettings()
+    documents = []
+    failed = False
+    for source, document in load_documents(Path(p) for p in args.filename):
+        try:
+            rendered = render_document(source, document, settings)
+        except RenderError as error:
+            print(f"error: {error}", file=sys.stderr)
+            failed = True
+            continue
+        if rendered is None:
+            continue
+        if rendered.note:
+            print(f"# {rendered.kind}/{rendered.name}: {rendered.note}", file=sys.stderr)
+        documents.extend(rendered.children)
+    if documents:
+        sys.stdout.write(_dump_all(documents))
+    return 1 if failed else 0
+
+
+def command_version(_: argparse.Namespace) -> int:
+    print(__version__)
+    return 0
+
+
+def command_run(args: argparse.Namespace) -> int:
+    from devserver_operator.runner import run_operator
+
+    overrides: dict[str, object] = {}
+    if args.namespace:
+        overrides["namespaces"] = args.namespace
+    for option in ("metrics_port", "health_port", "log_format", "peering", "log_level"):
+        value = getattr(args, option)
+        if value is not None:
+            overrides[option] = value
+    settings = OperatorSettings(**overrides)  # type: ignore[arg-type]
+    return run_operator(settings)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="devserver-operator",
+        description="Kubernetes operator for MCP servers, n8n workflows, OpenHands, alerts "
+        "and team access.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser(
+        "run", help="run the operator against the current kubeconfig or in-cluster"
+    )
+    run.add_argument(
+        "--namespace",
+        "-n",
+        action="append",
+        help="watch this namespace (repeatable); all when omitted",
+    )
+    run.add_argument("--metrics-port", type=int, help="Prometheus metrics port (0 disables)")
+    run.add_argument("--health-port", type=int, help="liveness endpoint port (0 disables)")
+    run.add_argument("--log-format", choices=["text", "json"])
+    run.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    run.add_argument("--peering", help="kopf peering name, for several replicas with one active")
+    run.set_defaults(handler=command_run)
+
+    crds = commands.add_parser(
+        "crds", help="print the CustomResourceDefinitions generated from the models"
+    )
+    target = crds.add_mutually_exclusive_group()
+    target.add_argument(
+        "--check", metavar="DIR", help="exit 1 when DIR differs from the generated CRDs"
+    )
+    target.add_argument("--output-dir", metavar="DIR", help="write one file per CRD into DIR")
+    crds.set_defaults(handler=command_crds)
+
+    render = commands.add_parser(
+        "render", help="print, offline, the children the operator would apply"
+    )
+    render.add_argument(
+        "-f", "--filename", action="append", required=True, help="file or directory (repeatable)"
+    )
+    render.set_defaults(handler=command_render)
+
+    version = commands.add_parser("version", help="print the version")
+    version.set_defaults(handler=command_version)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.handler(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Talking to the Kubernetes API: server-side apply, status patches, lookups."""

@@ -1,0 +1,78 @@
+"""Offline rendering: the child manifests the operator would apply for given custom resources."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from devserver_operator.api import API_VERSION, KINDS_BY_NAME
+from devserver_operator.api.mcpserver import MCPServerSpec
+from devserver_operator.builders.common import Owner
+from devserver_operator.builders.mcpserver import McpServerInputs, build_children
+from devserver_operator.settings import OperatorSettings
+
+# ownerReferences need a uid; offline there is none yet, so a recognisable placeholder is used.
+PLACEHOLDER_UID = "00000000-0000-0000-0000-000000000000"
+
+
+class RenderError(ValueError):
+    """A document could not be rendered; the message names the document and the field."""
+
+
+@dataclass(frozen=True)
+class Rendered:
+    source: str
+    kind: str
+    name: str
+    children: list[dict[str, Any]]
+    note: str | None = None
+
+
+def load_documents(paths: Iterable[Path]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every YAML document in the files, and in the .yaml/.yml files of directories."""
+    for path in paths:
+        files = (
+            sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml"))
+            if path.is_dir()
+            else [path]
+        )
+        for file in files:
+            for index, document in enumerate(yaml.safe_load_all(file.read_text())):
+                if isinstance(document, dict):
+                    yield f"{file}#{index}", document
+
+
+def render_document(
+    source: str, document: dict[str, Any], settings: OperatorSettings
+) -> Rendered | None:
+    """Children of one custom resource; None for documents that are not ours."""
+    if document.get("apiVersion") != API_VERSION or document.get("kind") not in KINDS_BY_NAME:
+        return None
+    kind = document["kind"]
+    metadata = document.get("metadata") or {}
+    name = metadata.get("name", "")
+    namespace = metadata.get("namespace") or "default"
+    info = KINDS_BY_NAME[kind]
+    try:
+        spec = info.spec_model.model_validate(document.get("spec") or {})
+    except ValueError as error:
+        raise RenderError(f"{source}: {kind}/{name}: {error}") from error
+    owner = Owner(
+        kind=kind, name=name, namespace=namespace, uid=metadata.get("uid", PLACEHOLDER_UID)
+    )
+    if isinstance(spec, MCPServerSpec):
+        inputs = McpServerInputs(
+            owner=owner,
+            spec=spec,
+            bridge_image=settings.bridge_image,
+            operator_namespace=settings.operator_namespace,
+            cluster_domain=settings.cluster_domain,
+        )
+        children = build_children(inputs)
+        note = "remote server: no workload, verified only" if not children else None
+        return Rendered(source, kind, name, children, note)
+    return Rendered(source, kind, name, [], f"{kind} has no offline builder yet")

@@ -1,0 +1,42 @@
+"""Operator settings, from the command line or DEVSERVER_OPERATOR_* environment variables."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# supergateway runs a stdio MCP server as a child process and serves it over streamable HTTP
+# or SSE. Its image ships Node.js, so npx-based servers run in it unchanged; Python servers use
+# its uvx variant (set bridgeImage per cluster, or image per server).
+DEFAULT_BRIDGE_IMAGE = "supercorp/supergateway:4.0.0"
+
+
+class OperatorSettings(BaseSettings):
+    """Every setting of the operator, documented where it is declared."""
+
+    model_config = SettingsConfigDict(env_prefix="DEVSERVER_OPERATOR_", extra="ignore")
+
+    namespaces: list[str] = Field(default_factory=list)
+    """Namespaces to watch; every namespace when empty (cluster-wide mode)."""
+    operator_namespace: str = "devserver-system"
+    """Namespace the operator runs in; MCP server NetworkPolicies let it in for verification."""
+    bridge_image: str = DEFAULT_BRIDGE_IMAGE
+    """Default image of stdio servers: it must contain supergateway."""
+    metrics_port: int = Field(default=8080, ge=0, le=65535)
+    """Port of the Prometheus metrics endpoint; 0 disables it."""
+    health_port: int = Field(default=8081, ge=0, le=65535)
+    """Port of the liveness endpoint (/healthz); 0 disables it."""
+    log_format: Literal["text", "json"] = "text"
+    """Log line format."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Log level."""
+    peering: str | None = None
+    """kopf peering name for running several replicas with one active; none when empty."""
+    verification_concurrency: int = Field(default=10, ge=1, le=200)
+    """MCP handshakes that may run at the same time."""
+    drift_check_interval: float = Field(default=60.0, ge=5.0)
+    """Seconds between drift checks of owned children."""
+    cluster_domain: str = "cluster.local"
+    """DNS domain of the cluster, for the URLs of MCP servers."""

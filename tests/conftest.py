@@ -1,0 +1,3 @@
+"""Shared pytest configuration: fixtures for the real servers the tests start on loopback."""
+
+pytest_plugins: list[str] = []
