@@ -39,6 +39,16 @@ EMBEDDED_TYPES = [
     "io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector",
 ]
 
+# The x-kubernetes-* extensions a CRD schema may carry; the upstream OpenAPI has others
+# (x-kubernetes-unions, x-kubernetes-patch-strategy, ...) that the API server refuses in CRDs.
+CRD_EXTENSIONS = {
+    "x-kubernetes-list-type",
+    "x-kubernetes-list-map-keys",
+    "x-kubernetes-map-type",
+    "x-kubernetes-int-or-string",
+    "x-kubernetes-preserve-unknown-fields",
+    "x-kubernetes-embedded-resource",
+}
 OUTPUT = Path(__file__).resolve().parents[1] / "operator/devserver_operator/api/k8s_schemas.json"
 _FIRST_SENTENCE = re.compile(r"^(.+?\.)(\s|$)", re.DOTALL)
 
@@ -88,7 +98,7 @@ def _structural(node: Any, definitions: dict[str, Any], stack: tuple[str, ...]) 
             result[key] = _structural(value, definitions, stack)
         elif key == "additionalProperties" and value is False:
             continue  # structural schemas prune unknown fields instead
-        elif key in ("format", "enum", "required") or key.startswith("x-kubernetes-"):
+        elif key in ("format", "enum", "required") or key in CRD_EXTENSIONS:
             result[key] = value
     if "properties" in result and "type" not in result:
         result["type"] = "object"

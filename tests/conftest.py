@@ -1,3 +1,6 @@
 """Shared pytest configuration: fixtures for the real servers the tests start on loopback."""
 
-pytest_plugins: list[str] = []
+pytest_plugins = [
+    "tests.support.mcp_servers",
+    "tests.support.operator_harness",
+]

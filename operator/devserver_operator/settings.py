@@ -36,7 +36,9 @@ class OperatorSettings(BaseSettings):
     """kopf peering name for running several replicas with one active; none when empty."""
     verification_concurrency: int = Field(default=10, ge=1, le=200)
     """MCP handshakes that may run at the same time."""
-    drift_check_interval: float = Field(default=60.0, ge=5.0)
-    """Seconds between drift checks of owned children."""
+    kubeconfig: str | None = None
+    """Path of a kubeconfig; KUBECONFIG, ~/.kube/config or the in-cluster account when empty."""
+    resync_interval: float = Field(default=60.0, ge=5.0)
+    """Seconds between periodic checks of every object (drift, secret rotation, verification)."""
     cluster_domain: str = "cluster.local"
     """DNS domain of the cluster, for the URLs of MCP servers."""

@@ -84,6 +84,24 @@ def test_schemas_are_structural(crd: dict[str, Any]) -> None:
             assert "additionalProperties" not in node, path
 
 
+ALLOWED_EXTENSIONS = {
+    "x-kubernetes-list-type",
+    "x-kubernetes-list-map-keys",
+    "x-kubernetes-map-type",
+    "x-kubernetes-int-or-string",
+    "x-kubernetes-preserve-unknown-fields",
+    "x-kubernetes-embedded-resource",
+    "x-kubernetes-validations",
+}
+
+
+@pytest.mark.parametrize("crd", build_all_crds(), ids=lambda c: c["spec"]["names"]["kind"])
+def test_only_extensions_that_crds_accept(crd: dict[str, Any]) -> None:
+    for path, node in _walk(_schema(crd)):
+        extensions = {key for key in node if key.startswith("x-")}
+        assert extensions <= ALLOWED_EXTENSIONS, (path, extensions - ALLOWED_EXTENSIONS)
+
+
 @pytest.mark.parametrize("crd", build_all_crds(), ids=lambda c: c["spec"]["names"]["kind"])
 def test_names_status_subresource_and_printer_columns(crd: dict[str, Any]) -> None:
     spec = crd["spec"]

@@ -1,5 +1,21 @@
-"""kopf handlers, one module per kind. Importing this package registers them."""
+"""kopf handlers, one module per kind, registered explicitly so settings can shape them."""
 
-from . import lifecycle, operator_settings
+from __future__ import annotations
 
-__all__ = ["lifecycle", "operator_settings"]
+import kopf
+
+from devserver_operator.settings import OperatorSettings
+
+
+def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
+    """A registry with every handler, shaped by ``settings`` (a fresh one per operator run,
+    so tests can start and stop operators in one process)."""
+    from . import indexes, lifecycle, mcpserver, operator_settings
+
+    registry = kopf.OperatorRegistry()
+    operator_settings.register_operator_hooks(registry)
+    indexes.register_indexes(registry)
+    mcpserver.register_parent_index(registry)
+    mcpserver.register(registry, settings.resync_interval)
+    lifecycle.register_first_sight(registry)
+    return registry

@@ -15,7 +15,7 @@ from devserver_operator.api.conditions import now_utc, reconciling
 
 from .status import status_patch
 
-RECONCILED_ELSEWHERE: set[str] = set()
+RECONCILED_ELSEWHERE = {"MCPServer"}
 
 
 def first_sight(
@@ -29,13 +29,18 @@ def first_sight(
         patch.status[key] = value
 
 
-def register_first_sight() -> None:
+def register_first_sight(registry: kopf.OperatorRegistry) -> None:
     for info in ALL_KINDS:
         if info.kind in RECONCILED_ELSEWHERE:
             continue
 
-        def handler(info_kind: str = info.kind, **kwargs: Any) -> None:
-            first_sight(kind=info_kind, **kwargs)
+        for decorator in (kopf.on.resume, kopf.on.create):
+            decorator(
+                GROUP, VERSION, info.plural, id="first-sight", param=info.kind, registry=registry
+            )(_first_sight_handler)
 
-        kopf.on.resume(GROUP, VERSION, info.plural, id="first-sight")(handler)
-        kopf.on.create(GROUP, VERSION, info.plural, id="first-sight")(handler)
+
+def _first_sight_handler(
+    *, status: kopf.Status, meta: kopf.Meta, patch: kopf.Patch, param: Any = None, **_: Any
+) -> None:
+    first_sight(status=status, meta=meta, patch=patch, kind=str(param))

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import kopf
 
 from devserver_operator.builders.common import ANNOTATION_PREFIX
+from devserver_operator.kube.client import Credentials, KubeClient
 from devserver_operator.settings import OperatorSettings
+
+from .context import OperatorContext
 
 FINALIZER = ANNOTATION_PREFIX + "cleanup"
 FIELD_MANAGER = "devserver-operator"
@@ -32,7 +36,7 @@ def configure_kopf(settings: kopf.OperatorSettings, operator: OperatorSettings) 
     settings.networking.request_timeout = 60
     settings.networking.connect_timeout = 15
     settings.execution.max_workers = 20
-    settings.batching.worker_limit = 100
+    settings.queueing.worker_limit = 100
     settings.peering.standalone = operator.peering is None
     if operator.peering is not None:
         settings.peering.name = operator.peering
@@ -40,7 +44,38 @@ def configure_kopf(settings: kopf.OperatorSettings, operator: OperatorSettings) 
         settings.peering.clusterwide = not operator.namespaces
 
 
-@kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     operator: OperatorSettings = memo.settings
     configure_kopf(settings, operator)
+    memo.context = OperatorContext(
+        settings=operator,
+        kube=KubeClient(Credentials.from_kubeconfig(operator.kubeconfig)),
+        probe_slots=asyncio.Semaphore(operator.verification_concurrency),
+    )
+
+
+async def cleanup(memo: Any, **_: Any) -> None:
+    context: OperatorContext | None = getattr(memo, "context", None)
+    if context is not None:
+        await context.kube.close()
+
+
+def login(memo: Any, **_: Any) -> kopf.ConnectionInfo:
+    """kopf and our client log in the same way, from the same kubeconfig."""
+    operator: OperatorSettings = memo.settings
+    credentials = Credentials.from_kubeconfig(operator.kubeconfig)
+    return kopf.ConnectionInfo(
+        server=credentials.server,
+        ca_path=credentials.ca_path,
+        insecure=credentials.insecure,
+        scheme="Bearer" if credentials.token else None,
+        token=credentials.token,
+        certificate_path=credentials.certificate_path,
+        private_key_path=credentials.private_key_path,
+    )
+
+
+def register_operator_hooks(registry: kopf.OperatorRegistry) -> None:
+    kopf.on.startup(registry=registry)(startup)
+    kopf.on.cleanup(registry=registry)(cleanup)
+    kopf.on.login(registry=registry)(login)

@@ -32,6 +32,7 @@ class Resource:
 _KNOWN = [
     Resource("v1", "ConfigMap", "configmaps"),
     Resource("v1", "Secret", "secrets"),
+    Resource("v1", "PersistentVolumeClaim", "persistentvolumeclaims"),
     Resource("v1", "Service", "services"),
     Resource("v1", "ServiceAccount", "serviceaccounts"),
     Resource("v1", "Event", "events"),

@@ -1,0 +1,373 @@
+"""MCPServer handlers: parse, build, apply, verify, set status.
+
+Every trigger (create, update, resume, the periodic check, and events of owned children)
+runs the same level-based reconcile, so there is one code path to get right.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from devserver_operator import metrics
+from devserver_operator.api import GROUP, VERSION
+from devserver_operator.api.conditions import find, now_utc, stalled
+from devserver_operator.api.mcpserver import MCPServerSpec
+from devserver_operator.builders.common import OWNER_KIND_LABEL, OWNER_NAME_LABEL, Owner
+from devserver_operator.builders.mcpserver import (
+    McpServerInputs,
+    build_children,
+    served_transport,
+    server_url,
+)
+from devserver_operator.integrations.mcp_errors import McpProbeError
+from devserver_operator.integrations.mcp_probe import probe_mcp_server
+from devserver_operator.kube.children import apply_children, child_key, prune_children
+from devserver_operator.kube.errors import (
+    ForbiddenError,
+    InvalidError,
+    KubeApiError,
+    KubeUnavailableError,
+)
+
+from .context import OperatorContext, VerificationMemory, context_from
+from .events import post_event
+from .indexes import OWNED_KINDS, ChildLookup
+from .mcpserver_inputs import MissingReferenceError, read_referenced_inputs
+from .mcpserver_status import (
+    VERIFIED,
+    Availability,
+    Verification,
+    availability_from_deployment,
+    conditions_for,
+    verification_fields,
+)
+from .status import existing_conditions, status_patch
+from .validation import describe_validation_error
+
+KIND = "MCPServer"
+PLURAL = "mcpservers"
+API_VERSION = f"{GROUP}/{VERSION}"
+RETRY_DELAY_SECONDS = 15.0
+MAX_VERIFY_BACKOFF_SECONDS = 600.0
+
+logger = logging.getLogger(__name__)
+
+
+async def reconcile(
+    body: Mapping[str, Any],
+    context: OperatorContext,
+    lookup: ChildLookup,
+    *,
+    verify: bool = True,
+) -> None:
+    """Bring one MCPServer's children and status in line with its spec."""
+    started = time.monotonic()
+    metadata = body["metadata"]
+    owner = Owner(
+        kind=KIND, name=metadata["name"], namespace=metadata["namespace"], uid=metadata["uid"]
+    )
+    generation = metadata.get("generation")
+    status = body.get("status") or {}
+    result = "ok"
+    try:
+        try:
+            spec = MCPServerSpec.model_validate(body.get("spec") or {})
+        except ValidationError as error:
+            result = "InvalidSpec"
+            await _write_status(
+                context,
+                owner,
+                status=status,
+                desired=stalled("InvalidSpec", describe_validation_error(error)),
+                generation=generation,
+            )
+            return
+        try:
+            inputs = await read_referenced_inputs(context.kube, owner.namespace, spec)
+        except MissingReferenceError as error:
+            result = "MissingReference"
+            await _write_status(
+                context,
+                owner,
+                status=status,
+                desired=stalled("MissingReference", str(error)),
+                generation=generation,
+            )
+            return
+        build = McpServerInputs(
+            owner=owner,
+            spec=spec,
+            bridge_image=context.settings.bridge_image,
+            operator_namespace=context.settings.operator_namespace,
+            cluster_domain=context.settings.cluster_domain,
+            config_hash=inputs.config_hash,
+        )
+        children = build_children(build)
+        try:
+            applied = await apply_children(context.kube, children, lookup=lookup)
+            existing = [
+                child
+                for api_version, kind in OWNED_KINDS
+                for child in lookup.owned(api_version, kind, owner.namespace)
+            ]
+            pruned = await prune_children(
+                context.kube, owner, OWNED_KINDS, children, existing=existing
+            )
+        except (InvalidError, ForbiddenError) as error:
+            result = type(error).__name__
+            reason = "ChildRejected" if isinstance(error, InvalidError) else "Forbidden"
+            await _write_status(
+                context,
+                owner,
+                status=status,
+                desired=stalled(reason, f"The API server refused a child: {error.message}"),
+                generation=generation,
+            )
+            return
+        if pruned:
+            post_event(body, "Normal", reason="Pruned", message=f"Removed {', '.join(pruned)}")
+        deployment = applied.live.get(f"Deployment/{owner.name}")
+        availability = availability_from_deployment(spec, deployment)
+        verification, fields = await _verification(
+            context,
+            owner,
+            spec,
+            status=status,
+            generation=generation,
+            availability=availability,
+            headers=inputs.headers,
+            verify=verify,
+            body=body,
+        )
+        url = server_url(owner, spec, context.settings.cluster_domain)
+        fields = {
+            "url": url,
+            "transport": served_transport(spec),
+            **(
+                {"replicas": availability.replicas, "readyReplicas": availability.ready_replicas}
+                if spec.url is None
+                else {}
+            ),
+            **({"configHash": inputs.config_hash} if inputs.config_hash else {}),
+            **fields,
+        }
+        desired = conditions_for(spec, availability, verification)
+        await _write_status(
+            context, owner, status=status, desired=desired, generation=generation, fields=fields
+        )
+        ready = next(c for c in desired if c.type == "Ready").status == "True"
+        metrics.MCP_SERVER_READY.labels(owner.namespace, owner.name).set(1 if ready else 0)
+        if applied.applied and status.get("observedGeneration") is None:
+            post_event(
+                body, "Normal", reason="Created", message=f"Applied {', '.join(applied.applied)}"
+            )
+    except (KubeUnavailableError, KubeApiError) as error:
+        result = "ApiError"
+        metrics.RECONCILE_ERRORS.labels(KIND, "ApiError").inc()
+        raise kopf.TemporaryError(f"Kubernetes API: {error}", delay=RETRY_DELAY_SECONDS) from error
+    finally:
+        metrics.RECONCILE_TOTAL.labels(KIND, result).inc()
+        metrics.RECONCILE_DURATION.labels(KIND).observe(time.monotonic() - started)
+
+
+async def _verification(
+    context: OperatorContext,
+    owner: Owner,
+    spec: MCPServerSpec,
+    *,
+    status: Mapping[str, Any],
+    generation: int | None,
+    availability: Availability,
+    headers: Mapping[str, str],
+    verify: bool,
+    body: Mapping[str, Any],
+) -> tuple[Verification | None, dict[str, Any]]:
+    """Run the MCP handshake when it is due; otherwise keep what status already says."""
+    if not spec.verification_settings.enabled:
+        return None, {}
+    previous = find(existing_conditions(status), VERIFIED)
+    kept_fields = {
+        key: status[key]
+        for key in ("serverInfo", "tools", "toolCount", "lastVerifiedTime")
+        if key in status
+    }
+    if availability.status != "True":
+        if previous is not None and previous.status == "True":
+            return Verification(
+                "Unknown", "NotAvailable", "Verification waits for the server to be available."
+            ), kept_fields
+        return Verification(
+            "Unknown", "NotAvailable", "Verification waits for the server to be available."
+        ), {}
+    memory = context.verification.setdefault(owner.uid, VerificationMemory())
+    if not verify or not _due(spec, previous, generation, status, memory):
+        if previous is None:
+            return Verification(
+                "Unknown", "Pending", "The MCP handshake has not run yet."
+            ), kept_fields
+        return Verification(previous.status, previous.reason, previous.message), kept_fields
+    url = server_url(owner, spec, context.settings.cluster_domain)
+    memory.last_attempt = time.monotonic()
+    started = time.monotonic()
+    async with context.probe_slots:
+        try:
+            result = await probe_mcp_server(
+                url,
+                "sse" if spec.transport == "sse" else "streamable-http",
+                timeout=spec.verification_timeout_seconds,
+                headers=headers or None,
+            )
+        except McpProbeError as error:
+            memory.failures += 1
+            metrics.MCP_PROBE_TOTAL.labels(error.reason).inc()
+            metrics.MCP_PROBE_DURATION.observe(time.monotonic() - started)
+            if previous is None or previous.status != "False" or previous.reason != error.reason:
+                post_event(body, "Warning", reason="VerificationFailed", message=error.message)
+            return Verification("False", error.reason, error.message), {}
+    memory.failures = 0
+    metrics.MCP_PROBE_TOTAL.labels("ok").inc()
+    metrics.MCP_PROBE_DURATION.observe(result.duration_seconds)
+    metrics.MCP_SERVER_TOOLS.labels(owner.namespace, owner.name).set(result.tool_count)
+    message = (
+        f"{result.server_name} {result.server_version} speaks MCP {result.protocol_version} "
+        f"and lists {result.tool_count} tools."
+    )
+    if previous is None or previous.status != "True":
+        post_event(body, "Normal", reason="Verified", message=message)
+    return Verification("True", "HandshakeSucceeded", message), verification_fields(
+        result, now_utc()
+    )
+
+
+def _due(
+    spec: MCPServerSpec,
+    previous: Any,
+    generation: int | None,
+    status: Mapping[str, Any],
+    memory: VerificationMemory,
+) -> bool:
+    if (
+        previous is None
+        or previous.status == "Unknown"
+        or previous.observed_generation != generation
+    ):
+        return True
+    if previous.status == "True":
+        last: str | None = status.get("lastVerifiedTime")
+        if last is None:
+            return True
+        age = (now_utc() - datetime.fromisoformat(last.replace("Z", "+00:00"))).total_seconds()
+        return bool(age >= spec.verification_interval_seconds)
+    # Failed before: retry with exponential backoff, capped, never faster than every 15 s.
+    backoff = min(
+        MAX_VERIFY_BACKOFF_SECONDS,
+        spec.verification_interval_seconds,
+        15.0 * float(2 ** min(max(memory.failures - 1, 0), 10)),
+    )
+    elapsed: float = time.monotonic() - memory.last_attempt
+    return elapsed >= backoff
+
+
+async def _write_status(
+    context: OperatorContext,
+    owner: Owner,
+    *,
+    status: Mapping[str, Any],
+    desired: Any,
+    generation: int | None,
+    fields: Mapping[str, Any] | None = None,
+) -> None:
+    patch = status_patch(status, desired, generation=generation, now=now_utc(), fields=fields)
+    if patch:
+        await context.kube.patch_status(API_VERSION, KIND, owner.name, owner.namespace, patch)
+
+
+def register(registry: kopf.OperatorRegistry, interval: float) -> None:
+    """Register the MCPServer handlers; ``interval`` is the periodic check in seconds."""
+
+    @kopf.on.resume(GROUP, VERSION, PLURAL, id="mcpserver-resume", registry=registry)
+    @kopf.on.create(GROUP, VERSION, PLURAL, id="mcpserver-create", registry=registry)
+    @kopf.on.update(GROUP, VERSION, PLURAL, id="mcpserver-update", field="spec", registry=registry)
+    async def on_change(body: kopf.Body, memo: Any, **kwargs: Any) -> None:
+        await reconcile(body, context_from(memo), ChildLookup(kwargs))
+
+    @kopf.timer(
+        GROUP,
+        VERSION,
+        PLURAL,
+        id="mcpserver-check",
+        interval=interval,
+        initial_delay=interval,
+        registry=registry,
+    )
+    async def periodic(body: kopf.Body, memo: Any, **kwargs: Any) -> None:
+        await reconcile(body, context_from(memo), ChildLookup(kwargs))
+
+    @kopf.on.delete(GROUP, VERSION, PLURAL, id="mcpserver-forget", optional=True, registry=registry)
+    async def forget(memo: Any, namespace: str | None, name: str, uid: str, **_: Any) -> None:
+        context_from(memo).verification.pop(uid, None)
+        for gauge in (metrics.MCP_SERVER_READY, metrics.MCP_SERVER_TOOLS):
+            with contextlib.suppress(KeyError):
+                gauge.remove(namespace or "", name)
+
+    for api_version, kind in OWNED_KINDS:
+        group, version, plural, _ = OWNED_KINDS[(api_version, kind)]
+        kopf.on.event(
+            group,
+            version,
+            plural,
+            id=f"mcpserver-child-{plural}",
+            labels={OWNER_KIND_LABEL: "mcpserver"},
+            registry=registry,
+        )(_child_changed)
+
+
+async def _child_changed(
+    *, body: kopf.Body, type: str, memo: Any, namespace: str | None, **kwargs: Any
+) -> None:
+    """A child changed or vanished: repair it now (drift) and refresh the parent's status."""
+    if not type or namespace is None:
+        return  # the initial listing; resume handlers cover it
+    owner_name = (body.get("metadata", {}).get("labels") or {}).get(OWNER_NAME_LABEL)
+    parents = kwargs.get("mcpserver_index")
+    if not owner_name or parents is None:
+        return
+    for parent in parents.get((namespace, owner_name), []):
+        if parent.get("metadata", {}).get("deletionTimestamp"):
+            return
+        key = child_key({"kind": body.get("kind"), "metadata": dict(body.get("metadata", {}))})
+        context = context_from(memo)
+        before = context.kube.writes
+        try:
+            await reconcile(parent, context, ChildLookup(kwargs), verify=True)
+        except kopf.TemporaryError:
+            logger.warning(
+                "repairing %s of MCPServer %s/%s failed; the periodic check retries",
+                key,
+                namespace,
+                owner_name,
+            )
+            return
+        if context.kube.writes > before and type in ("DELETED", "MODIFIED"):
+            post_event(
+                parent,
+                "Normal",
+                reason="DriftRepaired",
+                message=f"{key} was {type.lower()} and was reconciled",
+            )
+
+
+def register_parent_index(registry: kopf.OperatorRegistry) -> None:
+    @kopf.index(GROUP, VERSION, PLURAL, id="mcpserver_index", registry=registry)
+    def mcpserver_index(
+        *, body: kopf.Body, namespace: str | None, name: str, **_: Any
+    ) -> dict[tuple[str | None, str], dict[str, Any]]:
+        return {(namespace, name): {**dict(body), "apiVersion": API_VERSION, "kind": KIND}}
