@@ -127,20 +127,20 @@ async def namespace(kube: KubeClient) -> AsyncIterator[str]:
 async def wait_for(
     probe: Callable[[], Awaitable[T | None]],
     *,
-    timeout: float,
+    seconds: float,
     what: str,
     dump: Callable[[], Awaitable[Any]] | None = None,
     interval: float = 0.1,
 ) -> T:
     """Poll ``probe`` until it returns something truthy; fail with ``dump()`` shown."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + seconds
     while True:
         value = await probe()
         if value:
             return value
         if time.monotonic() > deadline:
             shown = json.dumps(await dump(), indent=1, default=str)[:6000] if dump else ""
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{shown}")
+            raise AssertionError(f"timed out after {seconds}s waiting for {what}\n{shown}")
         await asyncio.sleep(interval)
 
 
@@ -159,7 +159,7 @@ async def wait_for_condition(
     condition_type: str,
     status: str,
     *,
-    timeout: float = 30.0,
+    seconds: float = 30.0,
     reason: str | None = None,
 ) -> dict[str, Any]:
     async def probe() -> dict[str, Any] | None:
@@ -174,7 +174,7 @@ async def wait_for_condition(
 
     return await wait_for(
         probe,
-        timeout=timeout,
+        seconds=seconds,
         what=f"{kind} {namespace}/{name} {condition_type}={status}"
         + (f" ({reason})" if reason else ""),
         dump=dump,

@@ -26,7 +26,7 @@ def with_applied_hash(manifest: Mapping[str, Any]) -> dict[str, Any]:
     return {**manifest, "metadata": metadata}
 
 
-def is_subset(desired: Any, live: Any) -> bool:  # noqa: PLR0911 - one return per JSON type
+def is_subset(desired: Any, live: Any) -> bool:
     """Whether every value in ``desired`` is present, equal, in ``live``."""
     if isinstance(desired, Mapping):
         if not isinstance(live, Mapping):
