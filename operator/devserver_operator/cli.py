@@ -85,6 +85,12 @@ def command_render(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def command_dev(args: argparse.Namespace) -> int:
+    from devserver_operator.devmode import run_dev
+
+    return run_dev(Path(args.examples), once=args.once)
+
+
 def command_version(_: argparse.Namespace) -> int:
     print(__version__)
     return 0
@@ -145,6 +151,14 @@ def build_parser() -> argparse.ArgumentParser:
         "-f", "--filename", action="append", required=True, help="file or directory (repeatable)"
     )
     render.set_defaults(handler=command_render)
+
+    dev = commands.add_parser(
+        "dev",
+        help="start a local control plane, run the operator on examples/, print their status",
+    )
+    dev.add_argument("--examples", default="examples", help="file or directory to apply")
+    dev.add_argument("--once", action="store_true", help="print the status once and exit")
+    dev.set_defaults(handler=command_dev)
 
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(handler=command_version)

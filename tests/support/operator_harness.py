@@ -25,9 +25,11 @@ from devserver_operator.api.crd import build_all_crds
 from devserver_operator.kube.client import Credentials, KubeClient
 from devserver_operator.runner import operate
 from devserver_operator.settings import OperatorSettings
+from tests.support.audit import OPERATOR_USER
 
 T = TypeVar("T")
 CRD_ESTABLISHED_TIMEOUT = 30.0
+TEST_MANAGER = "devserver-tests"  # what a user's kubectl would be, as opposed to the operator
 
 
 @dataclass
@@ -99,11 +101,23 @@ def install_crds(client: httpx.Client) -> None:
 def installed_crds(control_plane: Any) -> None:
     with control_plane.http_client() as client:
         install_crds(client)
+    if control_plane.local is not None:
+        # The garbage collector rediscovers API types only every 30 s; a restart makes it see
+        # the new CRDs at once, so ownerReference tests need not wait for the next round.
+        control_plane.local.restart_controller_manager()
+
+
+def operator_kubeconfig(control_plane: Any) -> Path:
+    """The operator's own identity, so the audit log tells its requests from the tests'."""
+    if control_plane.local is None:
+        return Path(control_plane.kubeconfig_path)
+    path: Path = control_plane.local.write_user_kubeconfig(OPERATOR_USER, ["system:masters"])
+    return path
 
 
 @pytest.fixture(scope="session")
 def operator(control_plane: Any, installed_crds: None) -> Iterator[RunningOperator]:
-    running = start_operator(control_plane.kubeconfig_path)
+    running = start_operator(operator_kubeconfig(control_plane))
     yield running
     running.stop()
     assert not running.errors, running.errors
@@ -111,7 +125,9 @@ def operator(control_plane: Any, installed_crds: None) -> Iterator[RunningOperat
 
 @pytest.fixture
 async def kube(control_plane: Any) -> AsyncIterator[KubeClient]:
-    client = KubeClient(Credentials.from_kubeconfig(str(control_plane.kubeconfig_path)))
+    client = KubeClient(
+        Credentials.from_kubeconfig(str(control_plane.kubeconfig_path)), field_manager=TEST_MANAGER
+    )
     yield client
     await client.close()
 

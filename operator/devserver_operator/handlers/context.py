@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,14 +19,66 @@ class VerificationMemory:
     last_attempt: float = 0.0
 
 
+ChildKey = tuple[str, str, str, str]  # apiVersion, kind, namespace, name
+
+
+@dataclass
+class RecentWrites:
+    """What this process applied or deleted last, per child.
+
+    The watch cache lags behind our own writes by an event; without this memory a reconcile
+    that follows right after another would see the old object and apply again."""
+
+    bodies: dict[ChildKey, dict[str, Any] | None] = field(default_factory=dict)
+
+    def remember(self, key: ChildKey, body: dict[str, Any] | None) -> None:
+        self.bodies[key] = body
+
+    def newer_than_cache(
+        self, key: ChildKey, cached: Mapping[str, Any] | None
+    ) -> tuple[bool, Mapping[str, Any] | None]:
+        """(True, body) when our own write is newer than the cached object."""
+        if key not in self.bodies:
+            return False, cached
+        ours = self.bodies[key]
+        if ours is None:  # we deleted it; a cached copy is the stale one
+            return (cached is not None), None
+        if cached is None:
+            return True, ours
+        if _version(ours) > _version(cached):
+            return True, ours
+        del self.bodies[key]  # the cache has caught up
+        return False, cached
+
+
+def _version(body: Mapping[str, Any]) -> int:
+    # resourceVersion is opaque by contract, but etcd's revision in practice; a non-number
+    # simply makes the cache win.
+    try:
+        return int(body.get("metadata", {}).get("resourceVersion", "0"))
+    except ValueError:
+        return 0
+
+
+def context_from(memo: Any) -> OperatorContext:
+    context: OperatorContext = memo.context
+    return context
+
+
 @dataclass
 class OperatorContext:
     settings: OperatorSettings
     kube: KubeClient
     probe_slots: asyncio.Semaphore
     verification: dict[str, VerificationMemory] = field(default_factory=dict)
+    locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    recent: RecentWrites = field(default_factory=RecentWrites)
 
+    def lock_for(self, uid: str) -> asyncio.Lock:
+        """One reconcile at a time per object: handlers, timers and child events all funnel
+        into the same reconcile and would otherwise race each other."""
+        return self.locks.setdefault(uid, asyncio.Lock())
 
-def context_from(memo: Any) -> OperatorContext:
-    context: OperatorContext = memo.context
-    return context
+    def forget(self, uid: str) -> None:
+        self.locks.pop(uid, None)
+        self.verification.pop(uid, None)

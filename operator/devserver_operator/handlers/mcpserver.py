@@ -67,8 +67,20 @@ async def reconcile(
     lookup: ChildLookup,
     *,
     verify: bool = True,
-) -> None:
-    """Bring one MCPServer's children and status in line with its spec."""
+) -> list[str]:
+    """Bring one MCPServer's children and status in line with its spec; returns the children
+    it had to write."""
+    async with context.lock_for(body["metadata"]["uid"]):
+        return await _reconcile(body, context, lookup, verify=verify)
+
+
+async def _reconcile(
+    body: Mapping[str, Any],
+    context: OperatorContext,
+    lookup: ChildLookup,
+    *,
+    verify: bool,
+) -> list[str]:
     started = time.monotonic()
     metadata = body["metadata"]
     owner = Owner(
@@ -89,7 +101,7 @@ async def reconcile(
                 desired=stalled("InvalidSpec", describe_validation_error(error)),
                 generation=generation,
             )
-            return
+            return []
         try:
             inputs = await read_referenced_inputs(context.kube, owner.namespace, spec)
         except MissingReferenceError as error:
@@ -101,7 +113,7 @@ async def reconcile(
                 desired=stalled("MissingReference", str(error)),
                 generation=generation,
             )
-            return
+            return []
         build = McpServerInputs(
             owner=owner,
             spec=spec,
@@ -112,16 +124,25 @@ async def reconcile(
         )
         children = build_children(build)
         try:
-            applied = await apply_children(context.kube, children, lookup=lookup)
+            applied = await apply_children(
+                context.kube, children, lookup=lookup, observe=context.recent.remember
+            )
             existing = [
                 child
                 for api_version, kind in OWNED_KINDS
                 for child in lookup.owned(api_version, kind, owner.namespace)
             ]
             pruned = await prune_children(
-                context.kube, owner, OWNED_KINDS, children, existing=existing
+                context.kube,
+                owner,
+                OWNED_KINDS,
+                children,
+                existing=existing,
+                observe=context.recent.remember,
             )
         except (InvalidError, ForbiddenError) as error:
+            if _namespace_terminating(error):
+                return []  # the namespace is going away and takes this object with it
             result = type(error).__name__
             reason = "ChildRejected" if isinstance(error, InvalidError) else "Forbidden"
             await _write_status(
@@ -131,7 +152,7 @@ async def reconcile(
                 desired=stalled(reason, f"The API server refused a child: {error.message}"),
                 generation=generation,
             )
-            return
+            return []
         if pruned:
             post_event(body, "Normal", reason="Pruned", message=f"Removed {', '.join(pruned)}")
         deployment = applied.live.get(f"Deployment/{owner.name}")
@@ -169,6 +190,7 @@ async def reconcile(
             post_event(
                 body, "Normal", reason="Created", message=f"Applied {', '.join(applied.applied)}"
             )
+        return applied.applied
     except (KubeUnavailableError, KubeApiError) as error:
         result = "ApiError"
         metrics.RECONCILE_ERRORS.labels(KIND, "ApiError").inc()
@@ -297,7 +319,8 @@ def register(registry: kopf.OperatorRegistry, interval: float) -> None:
     @kopf.on.create(GROUP, VERSION, PLURAL, id="mcpserver-create", registry=registry)
     @kopf.on.update(GROUP, VERSION, PLURAL, id="mcpserver-update", field="spec", registry=registry)
     async def on_change(body: kopf.Body, memo: Any, **kwargs: Any) -> None:
-        await reconcile(body, context_from(memo), ChildLookup(kwargs))
+        context = context_from(memo)
+        await reconcile(body, context, ChildLookup(kwargs, context.recent))
 
     @kopf.timer(
         GROUP,
@@ -309,11 +332,12 @@ def register(registry: kopf.OperatorRegistry, interval: float) -> None:
         registry=registry,
     )
     async def periodic(body: kopf.Body, memo: Any, **kwargs: Any) -> None:
-        await reconcile(body, context_from(memo), ChildLookup(kwargs))
+        context = context_from(memo)
+        await reconcile(body, context, ChildLookup(kwargs, context.recent))
 
     @kopf.on.delete(GROUP, VERSION, PLURAL, id="mcpserver-forget", optional=True, registry=registry)
     async def forget(memo: Any, namespace: str | None, name: str, uid: str, **_: Any) -> None:
-        context_from(memo).verification.pop(uid, None)
+        context_from(memo).forget(uid)
         for gauge in (metrics.MCP_SERVER_READY, metrics.MCP_SERVER_TOOLS):
             with contextlib.suppress(KeyError):
                 gauge.remove(namespace or "", name)
@@ -345,9 +369,8 @@ async def _child_changed(
             return
         key = child_key({"kind": body.get("kind"), "metadata": dict(body.get("metadata", {}))})
         context = context_from(memo)
-        before = context.kube.writes
         try:
-            await reconcile(parent, context, ChildLookup(kwargs), verify=True)
+            written = await reconcile(parent, context, ChildLookup(kwargs, context.recent))
         except kopf.TemporaryError:
             logger.warning(
                 "repairing %s of MCPServer %s/%s failed; the periodic check retries",
@@ -356,7 +379,7 @@ async def _child_changed(
                 owner_name,
             )
             return
-        if context.kube.writes > before and type in ("DELETED", "MODIFIED"):
+        if key in written and type in ("DELETED", "MODIFIED"):
             post_event(
                 parent,
                 "Normal",
@@ -371,3 +394,7 @@ def register_parent_index(registry: kopf.OperatorRegistry) -> None:
         *, body: kopf.Body, namespace: str | None, name: str, **_: Any
     ) -> dict[tuple[str | None, str], dict[str, Any]]:
         return {(namespace, name): {**dict(body), "apiVersion": API_VERSION, "kind": KIND}}
+
+
+def _namespace_terminating(error: KubeApiError) -> bool:
+    return isinstance(error, ForbiddenError) and "being terminated" in error.message

@@ -10,9 +10,12 @@ from devserver_operator.builders.common import Owner, owner_selector
 
 from .client import KubeClient
 from .drift import needs_apply, with_applied_hash
+from .errors import InvalidError
 
 # Lookup of a live child from the operator's watch cache: (apiVersion, kind, namespace, name).
 LiveLookup = Callable[[str, str, str, str], Mapping[str, Any] | None]
+# Told about every write: (apiVersion, kind, namespace, name) and the new body (None: deleted).
+WriteObserver = Callable[[tuple[str, str, str, str], dict[str, Any] | None], None]
 
 
 @dataclass
@@ -32,6 +35,7 @@ async def apply_children(
     children: Sequence[Mapping[str, Any]],
     *,
     lookup: LiveLookup | None = None,
+    observe: WriteObserver | None = None,
 ) -> ApplyResult:
     """Apply every child that differs from the live object. With ``lookup`` (the watch cache),
     an unchanged child costs no request at all; without it, one GET."""
@@ -50,13 +54,48 @@ async def apply_children(
                 desired["apiVersion"], desired["kind"], metadata["name"], metadata["namespace"]
             )
         if needs_apply(desired, live):
-            result.live[key] = await kube.apply(desired)
+            result.live[key] = await _apply_or_reset(kube, desired, live)
             result.applied.append(key)
+            if observe is not None:
+                observe(
+                    (
+                        desired["apiVersion"],
+                        desired["kind"],
+                        metadata["namespace"],
+                        metadata["name"],
+                    ),
+                    result.live[key],
+                )
         else:
             assert live is not None
             result.live[key] = dict(live)
             result.unchanged.append(key)
     return result
+
+
+async def _apply_or_reset(
+    kube: KubeClient, desired: Mapping[str, Any], live: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """Apply; if an edit by another field manager makes the merged object invalid, reset.
+
+    Server-side apply never removes list entries that another manager owns: after someone
+    changes a Service port with `kubectl edit`, applying ours back yields two ports with one
+    name, which the server refuses. A merge patch replaces such lists whole (and keeps fields
+    the server fills in, like clusterIP); the apply after it takes ownership again."""
+    try:
+        return await kube.apply(desired)
+    except InvalidError:
+        if live is None or "spec" not in desired:
+            raise
+        metadata = desired["metadata"]
+        await kube.merge_patch(
+            desired["apiVersion"],
+            desired["kind"],
+            metadata["name"],
+            metadata["namespace"],
+            {"spec": desired["spec"]},
+        )
+        return await kube.apply(desired)
 
 
 async def prune_children(
@@ -66,6 +105,7 @@ async def prune_children(
     keep: Iterable[Mapping[str, Any]],
     *,
     existing: Iterable[Mapping[str, Any]] | None = None,
+    observe: WriteObserver | None = None,
 ) -> list[str]:
     """Delete children of ``owner`` of the given kinds that are not in ``keep``.
 
@@ -92,6 +132,8 @@ async def prune_children(
             uid=metadata.get("uid"),
         ):
             pruned.append(key)
+        if observe is not None:
+            observe((item["apiVersion"], item["kind"], owner.namespace, metadata["name"]), None)
     return pruned
 
 

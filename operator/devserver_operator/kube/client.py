@@ -120,8 +120,10 @@ class KubeClient:
         *,
         timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        field_manager: str = FIELD_MANAGER,
     ) -> None:
-        headers = {"Accept": "application/json", "User-Agent": "devserver-operator"}
+        self.field_manager = field_manager
+        headers = {"Accept": "application/json", "User-Agent": field_manager}
         if credentials.token:
             headers["Authorization"] = f"Bearer {credentials.token}"
         self._http = httpx.AsyncClient(
@@ -202,7 +204,7 @@ class KubeClient:
         and a conflict (someone edited a child) is drift to be repaired, not negotiated."""
         resource = resource_for(manifest["apiVersion"], manifest["kind"])
         metadata = manifest["metadata"]
-        params = {"fieldManager": FIELD_MANAGER, "force": "true"}
+        params = {"fieldManager": self.field_manager, "force": "true"}
         if dry_run:
             params["dryRun"] = "All"
         return await self._request(
@@ -217,7 +219,7 @@ class KubeClient:
     async def create(self, manifest: Mapping[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
         resource = resource_for(manifest["apiVersion"], manifest["kind"])
         namespace = manifest.get("metadata", {}).get("namespace")
-        params = {"fieldManager": FIELD_MANAGER}
+        params = {"fieldManager": self.field_manager}
         if dry_run:
             params["dryRun"] = "All"
         return await self._request(
@@ -256,6 +258,23 @@ class KubeClient:
         except NotFoundError:
             return False
         return True
+
+    async def merge_patch(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        namespace: str | None,
+        patch: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        """A JSON merge patch: maps merge, lists are replaced whole."""
+        return await self._request(
+            "PATCH",
+            resource_for(api_version, kind).item(name, namespace),
+            params={"fieldManager": self.field_manager},
+            body=json.dumps(patch).encode(),
+            content_type=MERGE_PATCH_CONTENT_TYPE,
+        )
 
     async def patch_status(
         self,
