@@ -16,6 +16,6 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
     operator_settings.register_operator_hooks(registry)
     indexes.register_indexes(registry)
     mcpserver.register_parent_index(registry)
-    mcpserver.register(registry, settings.resync_interval)
+    mcpserver.register(registry, settings)
     lifecycle.register_first_sight(registry)
     return registry

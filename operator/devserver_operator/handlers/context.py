@@ -10,6 +10,8 @@ from typing import Any
 from devserver_operator.kube.client import KubeClient
 from devserver_operator.settings import OperatorSettings
 
+from .resync import Resync, StatusMemory
+
 
 @dataclass
 class VerificationMemory:
@@ -73,6 +75,8 @@ class OperatorContext:
     verification: dict[str, VerificationMemory] = field(default_factory=dict)
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     recent: RecentWrites = field(default_factory=RecentWrites)
+    statuses: StatusMemory = field(default_factory=StatusMemory)
+    resync: Resync = field(default_factory=Resync)
 
     def lock_for(self, uid: str) -> asyncio.Lock:
         """One reconcile at a time per object: handlers, timers and child events all funnel
@@ -82,3 +86,4 @@ class OperatorContext:
     def forget(self, uid: str) -> None:
         self.locks.pop(uid, None)
         self.verification.pop(uid, None)
+        self.statuses.forget(uid)

@@ -36,6 +36,7 @@ from devserver_operator.kube.errors import (
     KubeApiError,
     KubeUnavailableError,
 )
+from devserver_operator.settings import OperatorSettings
 
 from .context import OperatorContext, VerificationMemory, context_from
 from .events import post_event
@@ -87,7 +88,7 @@ async def _reconcile(
         kind=KIND, name=metadata["name"], namespace=metadata["namespace"], uid=metadata["uid"]
     )
     generation = metadata.get("generation")
-    status = body.get("status") or {}
+    status = context.statuses.freshest(metadata["uid"], body)
     result = "ok"
     try:
         try:
@@ -186,10 +187,6 @@ async def _reconcile(
         )
         ready = next(c for c in desired if c.type == "Ready").status == "True"
         metrics.MCP_SERVER_READY.labels(owner.namespace, owner.name).set(1 if ready else 0)
-        if applied.applied and status.get("observedGeneration") is None:
-            post_event(
-                body, "Normal", reason="Created", message=f"Applied {', '.join(applied.applied)}"
-            )
         return applied.applied
     except (KubeUnavailableError, KubeApiError) as error:
         result = "ApiError"
@@ -309,11 +306,15 @@ async def _write_status(
 ) -> None:
     patch = status_patch(status, desired, generation=generation, now=now_utc(), fields=fields)
     if patch:
-        await context.kube.patch_status(API_VERSION, KIND, owner.name, owner.namespace, patch)
+        written = await context.kube.patch_status(
+            API_VERSION, KIND, owner.name, owner.namespace, patch
+        )
+        context.statuses.remember(owner.uid, written)
 
 
-def register(registry: kopf.OperatorRegistry, interval: float) -> None:
-    """Register the MCPServer handlers; ``interval`` is the periodic check in seconds."""
+def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
+    """Register the MCPServer handlers (the periodic check is the shared resync loop)."""
+    del settings  # nothing MCPServer-specific to shape yet
 
     @kopf.on.resume(GROUP, VERSION, PLURAL, id="mcpserver-resume", registry=registry)
     @kopf.on.create(GROUP, VERSION, PLURAL, id="mcpserver-create", registry=registry)
@@ -322,22 +323,10 @@ def register(registry: kopf.OperatorRegistry, interval: float) -> None:
         context = context_from(memo)
         await reconcile(body, context, ChildLookup(kwargs, context.recent))
 
-    @kopf.timer(
-        GROUP,
-        VERSION,
-        PLURAL,
-        id="mcpserver-check",
-        interval=interval,
-        initial_delay=interval,
-        registry=registry,
-    )
-    async def periodic(body: kopf.Body, memo: Any, **kwargs: Any) -> None:
-        context = context_from(memo)
-        await reconcile(body, context, ChildLookup(kwargs, context.recent))
-
     @kopf.on.delete(GROUP, VERSION, PLURAL, id="mcpserver-forget", optional=True, registry=registry)
     async def forget(memo: Any, namespace: str | None, name: str, uid: str, **_: Any) -> None:
         context_from(memo).forget(uid)
+        context_from(memo).resync.forget(KIND, uid)
         for gauge in (metrics.MCP_SERVER_READY, metrics.MCP_SERVER_TOOLS):
             with contextlib.suppress(KeyError):
                 gauge.remove(namespace or "", name)
@@ -388,12 +377,28 @@ async def _child_changed(
             )
 
 
+async def resync_one(body: Mapping[str, Any], context: OperatorContext) -> None:
+    """The periodic check of one MCPServer (drift, Secret rotation, re-verification)."""
+    if body.get("metadata", {}).get("deletionTimestamp"):
+        return
+    await reconcile(body, context, ChildLookup(context.resync.indices, context.recent))
+
+
 def register_parent_index(registry: kopf.OperatorRegistry) -> None:
     @kopf.index(GROUP, VERSION, PLURAL, id="mcpserver_index", registry=registry)
     def mcpserver_index(
         *, body: kopf.Body, namespace: str | None, name: str, **_: Any
     ) -> dict[tuple[str | None, str], dict[str, Any]]:
         return {(namespace, name): {**dict(body), "apiVersion": API_VERSION, "kind": KIND}}
+
+    @kopf.on.event(GROUP, VERSION, PLURAL, id="mcpserver-track", registry=registry)
+    def track(*, body: kopf.Body, type: str, memo: Any, **kwargs: Any) -> None:
+        # Feeds the one periodic resync loop; kopf timers would need a finalizer on every
+        # MCPServer and one task per object.
+        context = context_from(memo)
+        context.resync.capture_indices(kwargs)
+        snapshot = {**dict(body), "apiVersion": API_VERSION, "kind": KIND}
+        context.resync.track(KIND, snapshot, deleted=type == "DELETED", check=resync_one)
 
 
 def _namespace_terminating(error: KubeApiError) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import kopf
@@ -52,9 +53,17 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
         kube=KubeClient(Credentials.from_kubeconfig(operator.kubeconfig)),
         probe_slots=asyncio.Semaphore(operator.verification_concurrency),
     )
+    memo.resync_task = asyncio.create_task(
+        memo.context.resync.run(memo.context, operator.resync_interval), name="resync"
+    )
 
 
 async def cleanup(memo: Any, **_: Any) -> None:
+    task: asyncio.Task[None] | None = getattr(memo, "resync_task", None)
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     context: OperatorContext | None = getattr(memo, "context", None)
     if context is not None:
         await context.kube.close()

@@ -1,0 +1,106 @@
+"""One periodic resync loop for every tracked object, instead of a kopf timer per object.
+
+kopf timers put a finalizer on every object (an uninstalled operator would then block
+deletion) and run one task per object; one loop over a dict scales to thousands of objects
+and leaves MCPServers free of finalizers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+
+logger = logging.getLogger(__name__)
+
+Check = Callable[[Mapping[str, Any], Any], Awaitable[None]]
+
+
+@dataclass
+class Tracked:
+    body: dict[str, Any]
+    check: Check
+
+
+@dataclass
+class Resync:
+    """Objects to check periodically, the kopf indexes to check them with, and the loop."""
+
+    objects: dict[tuple[str, str], Tracked] = field(default_factory=dict)
+    indices: dict[str, Any] = field(default_factory=dict)
+    concurrency: int = 10
+
+    def capture_indices(self, kwargs: Mapping[str, Any]) -> None:
+        # kopf hands its (live, read-only) indexes only to handlers; the loop borrows them.
+        if not self.indices:
+            self.indices = {k: v for k, v in kwargs.items() if isinstance(v, kopf.Index)}
+
+    def track(self, kind: str, body: dict[str, Any], *, deleted: bool, check: Check) -> None:
+        uid = body.get("metadata", {}).get("uid", "")
+        if deleted:
+            self.objects.pop((kind, uid), None)
+        else:
+            self.objects[(kind, uid)] = Tracked(body, check)
+
+    def forget(self, kind: str, uid: str) -> None:
+        self.objects.pop((kind, uid), None)
+
+    async def run(self, context: Any, interval: float) -> None:
+        """Check every tracked object once per ``interval``, spread over the interval."""
+        slots = asyncio.Semaphore(self.concurrency)
+        while True:
+            started = time.monotonic()
+            await asyncio.sleep(interval)
+            snapshot = list(self.objects.values())
+            await asyncio.gather(*(self._check(item, context, slots) for item in snapshot))
+            elapsed = time.monotonic() - started - interval
+            if elapsed > interval:
+                logger.warning("a resync round took %.1f s, longer than the interval", elapsed)
+
+    async def _check(self, item: Tracked, context: Any, slots: asyncio.Semaphore) -> None:
+        async with slots:
+            try:
+                await item.check(item.body, context)
+            except kopf.TemporaryError as error:
+                logger.info("resync of %s: %s (retried next round)", _name(item.body), error)
+            except Exception:  # one object's bug must not stop the loop for all others
+                logger.exception("resync of %s failed", _name(item.body))
+
+
+def _name(body: Mapping[str, Any]) -> str:
+    metadata = body.get("metadata", {})
+    return f"{body.get('kind')} {metadata.get('namespace')}/{metadata.get('name')}"
+
+
+@dataclass
+class StatusMemory:
+    """The status this process last wrote per object. Handlers triggered by child events see
+    the parent from a cache that may predate our own last status write; diffing against the
+    stale copy would write the same status again."""
+
+    written: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def remember(self, uid: str, written_object: Mapping[str, Any]) -> None:
+        self.written[uid] = written_object
+
+    def freshest(self, uid: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        ours = self.written.get(uid)
+        if ours is not None and _version(ours) > _version(body):
+            return dict(ours.get("status") or {})
+        self.written.pop(uid, None)
+        return dict(body.get("status") or {})
+
+    def forget(self, uid: str) -> None:
+        self.written.pop(uid, None)
+
+
+def _version(body: Mapping[str, Any]) -> int:
+    try:
+        return int(body.get("metadata", {}).get("resourceVersion", "0"))
+    except ValueError:
+        return 0
