@@ -22,6 +22,10 @@ step "Python environment from uv.lock (.venv)"
 "$UV_HOME/bin/uv" sync --frozen --python python3.11 --quiet
 
 if [ "${1:-}" = "--all" ]; then
+  if [ -f hack/install-debian-packages.sh ]; then
+    step "Debian packages (Prometheus and promtool for the AlertRule tests)"
+    bash hack/install-debian-packages.sh
+  fi
   if [ -f hack/controlplane/build.sh ]; then
     step "local control plane binaries (kube-apiserver, etcd, ...; built once, then cached)"
     bash hack/controlplane/build.sh

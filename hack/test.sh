@@ -14,5 +14,6 @@ step "import layers"
 .venv/bin/lint-imports
 step "generated CRDs are current"
 .venv/bin/devserver-operator crds --check crds
+.venv/bin/devserver-operator reference --check docs/reference.md
 step "pytest"
 .venv/bin/pytest "$@"

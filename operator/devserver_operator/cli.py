@@ -85,6 +85,24 @@ def command_render(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def command_reference(args: argparse.Namespace) -> int:
+    from devserver_operator.api.reference import reference_markdown
+
+    text = reference_markdown()
+    if args.check is not None:
+        target = Path(args.check)
+        if not target.is_file() or target.read_text() != text:
+            regenerate = f"devserver-operator reference --output {target}"
+            print(f"{target}: out of date; run: {regenerate}", file=sys.stderr)
+            return 1
+        return 0
+    if args.output is not None:
+        Path(args.output).write_text(text)
+        return 0
+    sys.stdout.write(text)
+    return 0
+
+
 def command_dev(args: argparse.Namespace) -> int:
     from devserver_operator.devmode import run_dev
 
@@ -151,6 +169,14 @@ def build_parser() -> argparse.ArgumentParser:
         "-f", "--filename", action="append", required=True, help="file or directory (repeatable)"
     )
     render.set_defaults(handler=command_render)
+
+    reference = commands.add_parser(
+        "reference", help="print the CRD reference (Markdown) generated from the models"
+    )
+    where = reference.add_mutually_exclusive_group()
+    where.add_argument("--check", metavar="FILE", help="exit 1 when FILE is out of date")
+    where.add_argument("--output", metavar="FILE", help="write the reference to FILE")
+    reference.set_defaults(handler=command_reference)
 
     dev = commands.add_parser(
         "dev",

@@ -145,3 +145,13 @@ def test_vendored_kubernetes_schemas_are_current(tmp_path: Path) -> None:
     assert result.returncode == 0
     committed = ROOT / "operator/devserver_operator/api/k8s_schemas.json"
     assert (tmp_path / "k.json").read_text() == committed.read_text()
+
+
+def test_committed_crd_reference_matches_the_models() -> None:
+    assert main(["reference", "--check", str(ROOT / "docs/reference.md")]) == 0
+
+
+def test_reference_check_fails_when_stale(tmp_path: Path) -> None:
+    stale = tmp_path / "reference.md"
+    stale.write_text("# old\n")
+    assert main(["reference", "--check", str(stale)]) == 1
