@@ -1,0 +1,115 @@
+"""When a child needs applying: its desired hash changed, or a field we set was changed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from devserver_operator.handlers.context import RecentWrites
+from devserver_operator.handlers.resync import StatusMemory
+from devserver_operator.kube.drift import (
+    APPLIED_HASH_ANNOTATION,
+    is_subset,
+    needs_apply,
+    with_applied_hash,
+)
+
+SERVICE: dict[str, Any] = {
+    "apiVersion": "v1",
+    "kind": "Service",
+    "metadata": {"name": "s", "namespace": "n", "labels": {"a": "b"}},
+    "spec": {"ports": [{"name": "mcp", "port": 8080, "targetPort": "mcp"}], "type": "ClusterIP"},
+}
+
+
+def live_from(desired: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    live = {
+        **desired,
+        "metadata": {
+            **desired["metadata"],
+            "uid": "u",
+            "resourceVersion": "5",
+            "labels": {"a": "b", "extra": "x"},
+        },
+        "spec": {
+            **desired["spec"],
+            "clusterIP": "10.0.0.1",
+            "ports": [{**desired["spec"]["ports"][0], "protocol": "TCP"}],
+        },
+        "status": {"loadBalancer": {}},
+    }
+    live.update(changes)
+    return live
+
+
+def test_missing_child_needs_apply() -> None:
+    assert needs_apply(with_applied_hash(SERVICE), None)
+
+
+def test_unchanged_child_with_server_defaults_needs_nothing() -> None:
+    desired = with_applied_hash(SERVICE)
+    assert not needs_apply(desired, live_from(desired))
+
+
+def test_edited_field_needs_apply() -> None:
+    desired = with_applied_hash(SERVICE)
+    live = live_from(desired)
+    live["spec"]["ports"][0]["port"] = 9999
+    assert needs_apply(desired, live)
+
+
+def test_changed_desired_state_needs_apply_even_for_removed_fields() -> None:
+    old = with_applied_hash({**SERVICE, "spec": {**SERVICE["spec"], "sessionAffinity": "ClientIP"}})
+    live = live_from(old)
+    new = with_applied_hash(SERVICE)
+    assert is_subset(new["spec"], live["spec"])  # the subset check alone would miss it
+    assert needs_apply(new, live)
+
+
+def test_hash_ignores_key_order() -> None:
+    reordered = {
+        "kind": "Service",
+        "apiVersion": "v1",
+        "spec": SERVICE["spec"],
+        "metadata": SERVICE["metadata"],
+    }
+    a = with_applied_hash(SERVICE)["metadata"]["annotations"][APPLIED_HASH_ANNOTATION]
+    b = with_applied_hash(reordered)["metadata"]["annotations"][APPLIED_HASH_ANNOTATION]
+    assert a == b
+
+
+def test_subset_rules() -> None:
+    assert is_subset({"a": 1}, {"a": 1, "b": 2})
+    assert not is_subset({"a": 1}, {"a": 2})
+    assert not is_subset({"a": [1, 2]}, {"a": [1]})
+    assert is_subset({"port": 8080}, {"port": "8080"})
+    assert not is_subset(True, 1)
+    assert not is_subset({"a": {}}, {"a": "x"})
+
+
+def test_recent_writes_win_until_the_cache_catches_up() -> None:
+    memory = RecentWrites()
+    key = ("v1", "Service", "n", "s")
+    ours = {"metadata": {"resourceVersion": "10"}}
+    memory.remember(key, ours)
+    assert memory.newer_than_cache(key, {"metadata": {"resourceVersion": "9"}}) == (True, ours)
+    assert memory.newer_than_cache(key, None) == (True, ours)
+    cached = {"metadata": {"resourceVersion": "11"}}
+    assert memory.newer_than_cache(key, cached) == (False, cached)
+    assert key not in memory.bodies
+
+
+def test_recent_deletes_hide_stale_cache_entries() -> None:
+    memory = RecentWrites()
+    key = ("v1", "Service", "n", "s")
+    memory.remember(key, None)
+    assert memory.newer_than_cache(key, {"metadata": {"resourceVersion": "9"}}) == (True, None)
+
+
+def test_status_memory_prefers_our_newer_write() -> None:
+    memory = StatusMemory()
+    memory.remember("u", {"metadata": {"resourceVersion": "7"}, "status": {"x": 2}})
+    stale = {"metadata": {"resourceVersion": "6"}, "status": {"x": 1}}
+    assert memory.freshest("u", stale) == {"x": 2}
+    fresh = {"metadata": {"resourceVersion": "8"}, "status": {"x": 3}}
+    assert memory.freshest("u", fresh) == {"x": 3}
+    assert memory.freshest("u", stale) == {"x": 1}  # forgotten once the cache caught up
