@@ -90,6 +90,11 @@ async def test_children_are_created_owned_and_status_follows_the_deployment(
     assert condition(waiting, "Ready")["status"] == "False"
     assert waiting["status"]["url"] == f"http://fs.{namespace}.svc.cluster.local:8080/mcp"
 
+    async def created_event() -> bool:
+        events = await kube.list("v1", "Event", namespace)
+        return any(e["reason"] == "Created" and e["involvedObject"]["name"] == "fs" for e in events)
+
+    await wait_for(created_event, seconds=10, what="a Created event")
     await make_available(kube, "fs", namespace)
     ready = await wait_for_condition(kube, "MCPServer", "fs", namespace, "Ready", "True")
     assert condition(ready, "Available")["status"] == "True"

@@ -187,6 +187,9 @@ async def _reconcile(
         )
         ready = next(c for c in desired if c.type == "Ready").status == "True"
         metrics.MCP_SERVER_READY.labels(owner.namespace, owner.name).set(1 if ready else 0)
+        if applied.applied and status.get("observedGeneration") is None:
+            created = ", ".join(applied.applied)
+            post_event(body, "Normal", reason="Created", message=f"Created {created}")
         return applied.applied
     except (KubeUnavailableError, KubeApiError) as error:
         result = "ApiError"
