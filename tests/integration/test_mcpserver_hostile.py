@@ -52,6 +52,8 @@ async def test_not_an_mcp_server(
     assert ready["status"] == "False" and ready["reason"] == reason
     assert condition(body, "Verified")["message"]
     assert "tools" not in body["status"]
+    # Retrying will not turn a non-MCP endpoint into one: Stalled, so kstatus readers fail fast.
+    assert condition(body, "Stalled")["reason"] == reason
 
 
 async def test_hanging_server_times_out_within_the_configured_timeout(

@@ -55,5 +55,6 @@ async def test_unreachable_server_is_not_ready_with_a_reason(
         kube, "MCPServer", "gone", namespace, "Verified", "False", reason="ConnectionFailed"
     )
     assert condition(body, "Ready")["status"] == "False"
-    assert condition(body, "Stalled") is None
+    assert condition(body, "Stalled") is None  # it may come up: retried, so Reconciling
+    assert condition(body, "Reconciling")["reason"] == "ConnectionFailed"
     assert await kube.get(API_VERSION, "MCPServer", "gone", namespace)

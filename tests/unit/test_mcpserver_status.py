@@ -72,6 +72,7 @@ def test_remote_servers_are_always_available() -> None:
 AVAILABLE = Availability("True", "MinimumReplicasAvailable", "1/1 pods ready.")
 VERIFIED = Verification("True", "HandshakeSucceeded", "ok")
 FAILED = Verification("False", "NotMCP", "an HTML page")
+UNREACHABLE = Verification("False", "ConnectionFailed", "connection refused.")
 PENDING = Verification("Unknown", "Pending", "not yet")
 
 
@@ -79,7 +80,8 @@ PENDING = Verification("Unknown", "Pending", "not yet")
     ("spec", "availability", "verification", "ready", "extra"),
     [
         (WORKLOAD, AVAILABLE, VERIFIED, "True", set()),
-        (WORKLOAD, AVAILABLE, FAILED, "False", set()),
+        (WORKLOAD, AVAILABLE, FAILED, "False", {"Stalled"}),
+        (WORKLOAD, AVAILABLE, UNREACHABLE, "False", {"Reconciling"}),
         (WORKLOAD, AVAILABLE, PENDING, "Unknown", {"Reconciling"}),
         (WORKLOAD, AVAILABLE, None, "Unknown", {"Reconciling"}),
         (UNVERIFIED, AVAILABLE, None, "True", set()),
@@ -90,7 +92,7 @@ PENDING = Verification("Unknown", "Pending", "not yet")
             Availability("False", "ProgressDeadlineExceeded", "stuck"),
             PENDING,
             "False",
-            set(),
+            {"Stalled"},
         ),
         (
             WORKLOAD,

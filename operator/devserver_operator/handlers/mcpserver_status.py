@@ -7,10 +7,32 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from devserver_operator.api.conditions import READY, RECONCILING, ConditionStatus, DesiredCondition
+from devserver_operator.api.conditions import (
+    READY,
+    RECONCILING,
+    ConditionStatus,
+    DesiredCondition,
+    stalled,
+)
 from devserver_operator.api.mcpserver import MAX_TOOLS_IN_STATUS, MCPServerSpec
 
 AVAILABLE = "Available"
+# Handshake failures that retrying will not fix without a change to the server or the spec
+# (a wrong URL, a non-MCP endpoint, a broken server). They are Stalled, so Flux and other
+# kstatus readers see a failure at once. Connection failures, timeouts and HTTP errors may
+# pass (a server still starting, a network blip): they stay Reconciling while retried.
+PERMANENT_VERIFICATION_FAILURES = frozenset(
+    {
+        "NotMCP",
+        "InvalidJSONRPC",
+        "ProtocolError",
+        "UnsupportedProtocolVersion",
+        "TooManyTools",
+        "ResponseTooLarge",
+        "InvalidURL",
+        "InvalidHeaders",
+    }
+)
 VERIFIED = "Verified"
 MAX_DESCRIPTION = 256
 
@@ -131,12 +153,8 @@ def conditions_for(
     if availability.status != "True":
         waiting = f"Waiting for the server to become available: {availability.message}"
         if availability.status == "False" and availability.reason == "ProgressDeadlineExceeded":
-            return [
-                DesiredCondition(
-                    type=READY, status="False", reason=availability.reason, message=waiting
-                ),
-                *detail,
-            ]
+            # The Deployment itself reads as Failed to kstatus; so does its MCPServer.
+            return [*stalled(availability.reason, waiting), *detail]
         return [
             DesiredCondition(
                 type=READY, status="False", reason=availability.reason, message=waiting
@@ -170,9 +188,13 @@ def conditions_for(
             ),
             *detail,
         ]
+    if verification.reason in PERMANENT_VERIFICATION_FAILURES:
+        return [*stalled(verification.reason, verification.message), *detail]
+    retrying = f"{verification.message} Retrying with backoff."
     return [
+        DesiredCondition(type=READY, status="False", reason=verification.reason, message=retrying),
         DesiredCondition(
-            type=READY, status="False", reason=verification.reason, message=verification.message
+            type=RECONCILING, status="True", reason=verification.reason, message=retrying
         ),
         *detail,
     ]
