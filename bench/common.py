@@ -7,7 +7,10 @@ import asyncio
 import json
 import os
 import platform
+import signal
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -117,3 +120,77 @@ def http_client(kubeconfig: Path) -> httpx.AsyncClient:
         verify=credentials.ssl_context,
         headers=credentials.headers(),
     )
+
+
+# -- the operator as a process, its memory, and its requests --------------------------------
+
+
+def start_operator_process(
+    kubeconfig: Path, log_path: Path, *, extra_args: list[str] | None = None, **env: str
+) -> subprocess.Popen[bytes]:
+    """``devserver-operator run`` as users run it: its RSS is the operator's alone."""
+    executable = Path(sys.executable).parent / "devserver-operator"
+    environment = {
+        **os.environ,
+        "KUBECONFIG": str(kubeconfig),
+        "DEVSERVER_OPERATOR_METRICS_PORT": "0",
+        "DEVSERVER_OPERATOR_HEALTH_PORT": "0",
+        **{f"DEVSERVER_OPERATOR_{key.upper()}": value for key, value in env.items()},
+    }
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            [str(executable), "run", *(extra_args or [])],
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout)
+
+
+def memory_mib(pid: int) -> tuple[float, float]:
+    """(current RSS, peak RSS) of a process in MiB, from /proc/<pid>/status."""
+    values: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            values[key] = int(rest.split()[0]) / 1024
+    return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
+
+
+WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
+
+
+def audit_requests(audit_log: Path, start: int, user: str) -> list[dict[str, Any]]:
+    """Completed requests of ``user`` in the audit log from byte offset ``start``."""
+    found: list[dict[str, Any]] = []
+    with audit_log.open() as log:
+        log.seek(start)
+        for line in log:
+            event = json.loads(line)
+            if event.get("stage") == "ResponseComplete" and event["user"]["username"] == user:
+                found.append(event)
+    return found
+
+
+def request_kind(event: dict[str, Any]) -> str:
+    """``verb resource[/subresource]``, e.g. ``patch mcpservers/status``."""
+    ref = event.get("objectRef") or {}
+    sub = ref.get("subresource")
+    return f"{event['verb']} {ref.get('resource', '?')}{'/' + sub if sub else ''}"
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks

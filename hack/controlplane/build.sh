@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the local control plane (kube-apiserver, kube-controller-manager, etcd) and helm
-# from their Go modules, at the versions pinned in versions.env, into a cache outside the
+# Builds the local control plane (kube-apiserver, kube-controller-manager, etcd), helm and
+# kustomize from their Go modules, at the versions pinned in versions.env, into a cache outside the
 # clone:
 #
 #   ${DEVSERVER_CACHE_DIR:-$HOME/.cache/devserver-operator}/bin/<binary>-<version>/<binary>
@@ -109,6 +109,13 @@ kube_pins() {
 }
 etcd_pins() { require_pin "${here}/etcd" go.etcd.io/etcd/server/v3 "${ETCD_VERSION}"; }
 helm_pins() { require_pin "${here}/helm" helm.sh/helm/v3 "${HELM_VERSION}"; }
+kustomize_pins() {
+  require_pin "${here}/kustomize" sigs.k8s.io/kustomize/kustomize/v5 "${KUSTOMIZE_VERSION}"
+}
+# `kustomize version` reports the provenance version, which release builds stamp.
+kustomize_ldflags() {
+  echo "-s -w -X=sigs.k8s.io/kustomize/api/provenance.version=${KUSTOMIZE_VERSION}"
+}
 
 # etcd's version string is a constant in go.etcd.io/etcd/api/v3/version, so it needs no
 # ldflags; only the git SHA is stamped by etcd's own build script, and we do not know it.
@@ -169,7 +176,7 @@ build_one() {
 
 wanted=("$@")
 if [[ ${#wanted[@]} -eq 0 ]]; then
-  wanted=(etcd kube-apiserver kube-controller-manager helm)
+  wanted=(etcd kube-apiserver kube-controller-manager helm kustomize)
 fi
 
 built_dirs=()
@@ -183,9 +190,12 @@ for binary in "${wanted[@]}"; do
     helm)
       build_one helm "${HELM_VERSION}" "${here}/helm" helm.sh/helm/v3/cmd/helm helm_pins \
         helm_ldflags ;;
+    kustomize)
+      build_one kustomize "${KUSTOMIZE_VERSION}" "${here}/kustomize" \
+        sigs.k8s.io/kustomize/kustomize/v5 kustomize_pins kustomize_ldflags ;;
     *)
       echo "build.sh: unknown binary '${binary}' (known: etcd kube-apiserver" \
-        "kube-controller-manager helm)" >&2
+        "kube-controller-manager helm kustomize)" >&2
       exit 2 ;;
   esac
 done

@@ -62,6 +62,27 @@ def command_crds(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_manifests(args: argparse.Namespace) -> int:
+    from devserver_operator.manifests import generated_files, stale_files, write_files
+
+    if args.check is not None:
+        stale = stale_files(Path(args.check))
+        for path in stale:
+            print(
+                f"{path}: not what the code generates; run: "
+                f"devserver-operator manifests --output-dir {args.check}",
+                file=sys.stderr,
+            )
+        return 1 if stale else 0
+    if args.output_dir is not None:
+        for path in write_files(Path(args.output_dir)):
+            print(f"wrote {path}", file=sys.stderr)
+        return 0
+    for path, text in generated_files(Path(args.repo)).items():
+        sys.stdout.write(f"# ==> {path}\n{text}")
+    return 0
+
+
 def command_render(args: argparse.Namespace) -> int:
     from devserver_operator.render import RenderError, load_documents, render_document
 
@@ -161,6 +182,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     target.add_argument("--output-dir", metavar="DIR", help="write one file per CRD into DIR")
     crds.set_defaults(handler=command_crds)
+
+    manifests = commands.add_parser(
+        "manifests",
+        help="print the install files generated from the code (chart CRDs and RBAC, kustomize "
+        "base)",
+    )
+    where = manifests.add_mutually_exclusive_group()
+    where.add_argument(
+        "--check", metavar="REPO", help="exit 1 when the files under REPO are not current"
+    )
+    where.add_argument("--output-dir", metavar="REPO", help="write the files under REPO")
+    manifests.add_argument(
+        "--repo", default=".", help="repository root to read the dashboard from when printing"
+    )
+    manifests.set_defaults(handler=command_manifests)
 
     render = commands.add_parser(
         "render", help="print, offline, the children the operator would apply"

@@ -34,5 +34,58 @@ MCP_SERVER_READY = Gauge(
 )
 
 
+# AlertRule: operator-side evaluation and notifications.
+ALERT_EVALUATIONS = Counter(
+    "devserver_alert_evaluations_total",
+    "Evaluations of AlertRule rules by the operator, by result (ok or an error reason).",
+    ["result"],
+)
+ALERT_QUERY_DURATION = Histogram(
+    "devserver_alert_query_duration_seconds",
+    "Duration of PromQL instant queries made for AlertRules.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+ALERT_LAST_EVALUATION = Gauge(
+    "devserver_alertrule_last_evaluation_timestamp_seconds",
+    "Unix time of the last evaluation of an AlertRule (its status records changes only).",
+    ["namespace", "name"],
+)
+ALERT_RULES_FIRING = Gauge(
+    "devserver_alertrule_rules_firing",
+    "Rules of an AlertRule that fire now.",
+    ["namespace", "name"],
+)
+ALERT_NOTIFICATIONS = Counter(
+    "devserver_alert_notifications_total",
+    "Notifications by channel type, kind (firing or resolved) and result "
+    "(sent, failed or rate_limited).",
+    ["channel_type", "kind", "result"],
+)
+
+N8N_CHANGES = Counter(
+    "devserver_n8n_changes_total",
+    "Changes WorkflowIntegrations made in n8n, by action (WorkflowSynced, DriftCorrected, "
+    "DriftReported, CredentialCreated, CredentialRotated).",
+    ["action"],
+)
+N8N_PROBLEMS = Counter(
+    "devserver_n8n_problems_total",
+    "Problems WorkflowIntegrations met with n8n, by condition reason.",
+    ["reason"],
+)
+
+# TeamAccess: who holds a role now, and until when.
+TEAMACCESS_MEMBERS = Gauge(
+    "devserver_teamaccess_members",
+    "Members that hold the role of a TeamAccess now (0 once expired or refused).",
+    ["namespace", "name"],
+)
+TEAMACCESS_EXPIRY = Gauge(
+    "devserver_teamaccess_expiry_timestamp_seconds",
+    "When a TeamAccess ends, as a Unix time; absent when it has no expiresAt.",
+    ["namespace", "name"],
+)
+
+
 def serve(port: int) -> None:
     start_http_server(port)

@@ -11,8 +11,10 @@ import yaml
 
 from devserver_operator.api import API_VERSION, KINDS_BY_NAME
 from devserver_operator.api.mcpserver import MCPServerSpec
+from devserver_operator.api.teamaccess import TeamAccessSpec
 from devserver_operator.builders.common import Owner
 from devserver_operator.builders.mcpserver import McpServerInputs, build_children
+from devserver_operator.builders.teamaccess import build_role_binding
 from devserver_operator.settings import OperatorSettings
 
 # ownerReferences need a uid; offline there is none yet, so a recognisable placeholder is used.
@@ -75,4 +77,6 @@ def render_document(
         children = build_children(inputs)
         note = "remote server: no workload, verified only" if not children else None
         return Rendered(source, kind, name, children, note)
+    if isinstance(spec, TeamAccessSpec):
+        return Rendered(source, kind, name, [build_role_binding(owner, spec)])
     return Rendered(source, kind, name, [], f"{kind} has no offline builder yet")

@@ -34,6 +34,9 @@ class OperatorSettings(BaseSettings):
     """Log level."""
     peering: str | None = None
     """kopf peering name for running several replicas with one active; none when empty."""
+    peering_lifetime: int = Field(default=60, ge=12, le=3600)
+    """Seconds a replica's keep-alive counts: a standby takes over at most this long after
+    the active replica died. Replicas refresh theirs 5-10 s before it runs out."""
     verification_concurrency: int = Field(default=10, ge=1, le=200)
     """MCP handshakes that may run at the same time."""
     kubeconfig: str | None = None
@@ -42,3 +45,10 @@ class OperatorSettings(BaseSettings):
     """Seconds between periodic checks of every object (drift, secret rotation, verification)."""
     cluster_domain: str = "cluster.local"
     """DNS domain of the cluster, for the URLs of MCP servers."""
+    watch_server_timeout: int = Field(default=300, ge=1, le=3600)
+    """Seconds the API server keeps one watch request open before ending it (the operator
+    then resumes from where it was)."""
+    watch_client_timeout: int = Field(default=330, ge=2, le=3900)
+    """Seconds after which the operator ends a watch request itself, even if the server did
+    not: this catches connections that died without a word (a vanished load balancer or
+    NAT entry). Longer than ``watch_server_timeout``."""

@@ -6,7 +6,16 @@ It forwards every request to one upstream (``http://127.0.0.1:PORT``) unless tol
   itself with that status (e.g. 429 + ``Retry-After: 1``, or 503), without forwarding them;
 - ``drop_next(k)``: read the next ``k`` matching requests and close the connection unanswered;
 - ``rewrite(pattern, replacement)``: rewrite request paths (regex) before forwarding,
-  e.g. to make an API look like another version of itself.
+  e.g. to make an API look like another version of itself;
+- ``cut_streams()``: close every open streamed response (a Kubernetes watch) mid-stream;
+- ``stall_streams()``: open streamed responses stop passing data but stay open, the way a
+  connection dies silently behind a NAT or a crashed load balancer; only the client's own
+  timeouts can notice.
+
+Watch requests (``?watch=true``) are streamed through chunk by chunk without a read timeout;
+everything else is buffered. With ``verify`` (an ``ssl.SSLContext`` carrying a client
+certificate) the upstream may be HTTPS, e.g. a kube-apiserver: clients then talk plain HTTP
+to the proxy and the proxy authenticates upstream as that certificate's identity.
 
 Faults can be limited to a method and a path regex. Every request is recorded in
 ``requests`` (method, path, outcome), so a test can count what the client really sent.
@@ -19,7 +28,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import ssl
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -43,6 +54,8 @@ _HOP_BY_HOP = frozenset(
 _MAX_HEAD = 64 * 1024
 _MAX_BODY = 32 * 1024 * 1024
 _IO_TIMEOUT = 30.0
+_STALL_LIMIT = 900.0  # a stalled stream is held at most this long, then closed
+_WATCH_QUERY = re.compile(r"(^|&)watch=(true|1)(&|$)")
 
 
 @dataclass
@@ -67,14 +80,25 @@ class _Fault:
 class Record:
     method: str
     path: str  # as received (before any rewrite), without query string
-    outcome: str  # "forwarded <status>", "injected <status>", "dropped", "upstream error"
+    outcome: str  # "forwarded <status>", "injected <status>", "dropped", "upstream error",
+    # "streamed <status>" (a watch)
+    at: float = 0.0  # time.monotonic() when the request arrived, to measure backoff
+
+
+@dataclass(eq=False)  # identity: kept in a set while open
+class _Stream:
+    writer: asyncio.StreamWriter
+    response: httpx.Response
+    stalled: bool = False
 
 
 class FaultProxy:
     """Reverse proxy from ``url`` (127.0.0.1, a free port) to ``upstream``."""
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, *, verify: ssl.SSLContext | bool = True) -> None:
         self.upstream = upstream.rstrip("/")
+        self._verify = verify
+        self._streams: set[_Stream] = set()
         self._lock = threading.Lock()
         self._faults: list[_Fault] = []
         self._rewrites: list[tuple[re.Pattern[str], str]] = []
@@ -117,6 +141,34 @@ class FaultProxy:
         """Rewrite matching request paths (``re.sub``) before forwarding them."""
         with self._lock:
             self._rewrites.append((re.compile(pattern), replacement))
+
+    def cut_streams(self) -> int:
+        """Close every open streamed response at once; returns how many there were."""
+        return self._on_streams(stall=False)
+
+    def stall_streams(self) -> int:
+        """Let every open streamed response go silent without closing it; returns how many."""
+        return self._on_streams(stall=True)
+
+    @property
+    def open_streams(self) -> int:
+        with self._lock:
+            return len(self._streams)
+
+    def _on_streams(self, *, stall: bool) -> int:
+        loop = self._loop
+        if loop is None:
+            return 0
+        with self._lock:
+            streams = list(self._streams)
+        for stream in streams:
+            stream.stalled = stall
+            if not stall:
+                loop.call_soon_threadsafe(stream.writer.transport.abort)
+            # Ending the upstream read ends the forwarding loop; a stalled stream then waits,
+            # silent, for the client to give up.
+            asyncio.run_coroutine_threadsafe(stream.response.aclose(), loop)
+        return len(streams)
 
     def reset(self) -> None:
         """Forget faults, rewrites and records."""
@@ -171,7 +223,9 @@ class FaultProxy:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         timeout = httpx.Timeout(_IO_TIMEOUT, connect=5.0)
-        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as upstream:
+        async with httpx.AsyncClient(
+            timeout=timeout, follow_redirects=False, verify=self._verify
+        ) as upstream:
             self._upstream_client = upstream
             server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
             self.port = server.sockets[0].getsockname()[1]
@@ -179,6 +233,10 @@ class FaultProxy:
             async with server:
                 await self._stop.wait()
                 server.close()
+                with self._lock:
+                    streams = list(self._streams)
+                for stream in streams:
+                    stream.writer.transport.abort()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(server.wait_closed(), 5)
 
@@ -194,7 +252,7 @@ class FaultProxy:
 
     def _record(self, method: str, path: str, outcome: str) -> None:
         with self._lock:
-            self._records.append(Record(method, path, outcome))
+            self._records.append(Record(method, path, outcome, time.monotonic()))
 
     def _rewritten(self, target: str) -> str:
         with self._lock:
@@ -222,7 +280,13 @@ class FaultProxy:
                     await _write_response(writer, fault.status, out_headers.items(), fault.body)
                 else:
                     await self._forward(
-                        writer, method=method, path=path, target=target, headers=headers, body=body
+                        reader,
+                        writer,
+                        method=method,
+                        path=path,
+                        target=target,
+                        headers=headers,
+                        body=body,
                     )
                 if headers.get("connection", "").lower() == "close":
                     return
@@ -235,6 +299,7 @@ class FaultProxy:
 
     async def _forward(
         self,
+        reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         *,
         method: str,
@@ -247,11 +312,20 @@ class FaultProxy:
         # answer also sees it counted.
         fwd_headers = {k: v for k, v in headers.items() if k not in _HOP_BY_HOP}
         url = self.upstream + self._rewritten(target)
+        watch = bool(_WATCH_QUERY.search(target.partition("?")[2]))
         try:
             request = self._upstream_client.build_request(
-                method, url, headers=fwd_headers, content=body
+                method,
+                url,
+                headers=fwd_headers,
+                content=body,
+                # A watch is quiet for minutes at a time; only the client decides it is dead.
+                timeout=httpx.Timeout(_IO_TIMEOUT, read=None) if watch else None,
             )
             response = await self._upstream_client.send(request, stream=True)
+            if watch and response.status_code == 200:
+                await self._stream(reader, writer, method, path, response)
+                return
             try:
                 raw = b"".join([chunk async for chunk in response.aiter_raw()])
             finally:
@@ -263,6 +337,53 @@ class FaultProxy:
         out_headers = [(k, v) for k, v in response.headers.multi_items() if k not in _HOP_BY_HOP]
         self._record(method, path, f"forwarded {response.status_code}")
         await _write_response(writer, response.status_code, out_headers, raw)
+
+    async def _stream(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        method: str,
+        path: str,
+        response: httpx.Response,
+    ) -> None:
+        """Pass a watch through chunk by chunk, until it ends, is cut or stalls."""
+        self._record(method, path, f"streamed {response.status_code}")
+        stream = _Stream(writer, response)
+        with self._lock:
+            self._streams.add(stream)
+        try:
+            head = [
+                (k, v) for k, v in response.headers.multi_items() if k.lower() not in _HOP_BY_HOP
+            ]
+            await _write_head(
+                writer, response.status_code, [*head, ("transfer-encoding", "chunked")]
+            )
+            with contextlib.suppress(httpx.HTTPError):
+                async for chunk in response.aiter_raw():
+                    if stream.stalled:
+                        break
+                    if chunk:
+                        writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                        await asyncio.wait_for(writer.drain(), _IO_TIMEOUT)
+            if stream.stalled:
+                # Silent from here on: no data, no close. The client's timeouts must notice.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(_until_closed(reader), _STALL_LIMIT)
+                raise ConnectionResetError("stalled stream ended")
+            if writer.transport.is_closing():
+                raise ConnectionResetError("stream cut")
+            writer.write(b"0\r\n\r\n")
+            await asyncio.wait_for(writer.drain(), _IO_TIMEOUT)
+        finally:
+            with self._lock:
+                self._streams.discard(stream)
+            await response.aclose()
+
+
+async def _until_closed(reader: asyncio.StreamReader) -> None:
+    for _ in range(1_000_000):
+        if not await reader.read(65536):
+            return
 
 
 def _re(pattern: str | None) -> re.Pattern[str] | None:
@@ -316,6 +437,14 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
         parts.append(await asyncio.wait_for(reader.readexactly(size + 2), _IO_TIMEOUT))
         parts[-1] = parts[-1][:-2]
     raise ValueError("too many chunks")
+
+
+async def _write_head(
+    writer: asyncio.StreamWriter, status: int, headers: Iterable[tuple[str, str]]
+) -> None:
+    lines = [f"HTTP/1.1 {status} {_reason(status)}", *(f"{k}: {v}" for k, v in headers)]
+    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+    await asyncio.wait_for(writer.drain(), _IO_TIMEOUT)
 
 
 async def _write_response(

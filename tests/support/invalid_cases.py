@@ -9,8 +9,11 @@ from typing import Any, Literal
 from devserver_operator.api.alertrule import (
     BUILTIN_NEEDS_EVALUATION_MESSAGE,
     EXPR_NEEDS_PROMETHEUS_MESSAGE,
+    INTERVAL_TOO_SHORT_MESSAGE,
     ONE_CHANNEL_MESSAGE,
     ONE_CONDITION_MESSAGE,
+    SMTP_LOGIN_NEEDS_TLS_MESSAGE,
+    WEBHOOK_ONE_TARGET_MESSAGE,
 )
 from devserver_operator.api.mcpserver import (
     AUTOSCALING_RANGE_MESSAGE,
@@ -20,8 +23,14 @@ from devserver_operator.api.mcpserver import (
     STDIO_NEEDS_COMMAND_MESSAGE,
     STDIO_REMOTE_MESSAGE,
 )
-from devserver_operator.api.teamaccess import SA_NAMESPACE_ONLY_MESSAGE, UNIQUE_MEMBERS_MESSAGE
+from devserver_operator.api.teamaccess import (
+    ANONYMOUS_MEMBER_MESSAGE,
+    SA_NAME_MESSAGE,
+    SA_NAMESPACE_ONLY_MESSAGE,
+    UNIQUE_MEMBERS_MESSAGE,
+)
 from devserver_operator.api.workflowintegration import (
+    FIELD_SOURCE_MESSAGE,
     NEEDS_TARGET_MESSAGE,
     ONE_SOURCE_MESSAGE,
     WORKFLOWS_NEED_N8N_MESSAGE,
@@ -49,6 +58,8 @@ class InvalidCase:
 _IMAGE = "ghcr.io/example/server:1.0.0"
 _N8N = {"url": "http://n8n:5678", "apiKeySecretRef": {"name": "n8n", "key": "apiKey"}}
 _RULE = {"name": "Down", "builtin": {"condition": "MCPServerNotReady"}}
+_SECRET_KEY = {"name": "alert-channels", "key": "k"}
+_EMAIL = {"smtpHost": "smtp.example.com", "from": "alerts@example.com", "to": ["a@example.com"]}
 
 INVALID_CASES: list[InvalidCase] = [
     # MCPServer
@@ -229,6 +240,23 @@ INVALID_CASES: list[InvalidCase] = [
         "cel",
         ONE_SOURCE_MESSAGE,
     ),
+    InvalidCase(
+        "WorkflowIntegration",
+        "credential field with secretKey and value",
+        {
+            "n8n": _N8N,
+            "credentials": [
+                {
+                    "name": "c",
+                    "type": "httpHeaderAuth",
+                    "secretRef": {"name": "s"},
+                    "fields": [{"field": "value", "secretKey": "k", "value": "v"}],
+                }
+            ],
+        },
+        "cel",
+        FIELD_SOURCE_MESSAGE,
+    ),
     # AlertRule
     InvalidCase("AlertRule", "missing rules", {"repeatInterval": "1h"}, "schema", "rules"),
     InvalidCase("AlertRule", "empty rules", {"rules": []}, "schema", "rules"),
@@ -292,6 +320,67 @@ INVALID_CASES: list[InvalidCase] = [
         "cel",
         BUILTIN_NEEDS_EVALUATION_MESSAGE,
     ),
+    InvalidCase(
+        # PrometheusRule's Duration has no fractions; Prometheus would refuse the rule file.
+        "AlertRule",
+        "fractional prometheus duration",
+        {"rules": [{**_RULE, "keepFiringFor": "1.5m"}]},
+        "schema",
+        "keepFiringFor",
+    ),
+    InvalidCase(
+        "AlertRule",
+        "recipient without domain",
+        {"rules": [_RULE], "channels": [{"name": "mail", "email": {**_EMAIL, "to": ["oncall"]}}]},
+        "schema",
+        "to",
+    ),
+    InvalidCase(
+        "AlertRule",
+        "webhook with url and urlSecretRef",
+        {
+            "rules": [_RULE],
+            "channels": [
+                {"name": "n8n", "webhook": {"url": "http://x", "urlSecretRef": _SECRET_KEY}}
+            ],
+        },
+        "cel",
+        WEBHOOK_ONE_TARGET_MESSAGE,
+    ),
+    InvalidCase(
+        "AlertRule",
+        "webhook without target",
+        {"rules": [_RULE], "channels": [{"name": "n8n", "webhook": {}}]},
+        "cel",
+        WEBHOOK_ONE_TARGET_MESSAGE,
+    ),
+    InvalidCase(
+        "AlertRule",
+        "smtp login without tls",
+        {
+            "rules": [_RULE],
+            "channels": [
+                {
+                    "name": "mail",
+                    "email": {
+                        **_EMAIL,
+                        "tls": "none",
+                        "usernameSecretRef": _SECRET_KEY,
+                        "passwordSecretRef": _SECRET_KEY,
+                    },
+                }
+            ],
+        },
+        "cel",
+        SMTP_LOGIN_NEEDS_TLS_MESSAGE,
+    ),
+    InvalidCase(
+        "AlertRule",
+        "evaluation interval below a second",
+        {"rules": [_RULE], "evaluation": {"interval": "100ms"}},
+        "cel",
+        INTERVAL_TOO_SHORT_MESSAGE,
+    ),
     # TeamAccess
     InvalidCase(
         "TeamAccess",
@@ -336,6 +425,34 @@ INVALID_CASES: list[InvalidCase] = [
         },
         "cel",
         UNIQUE_MEMBERS_MESSAGE,
+    ),
+    InvalidCase(
+        "TeamAccess",
+        "service account name not a DNS subdomain",
+        {"role": "viewer", "members": [{"kind": "ServiceAccount", "name": "CI_Deployer"}]},
+        "cel",
+        SA_NAME_MESSAGE,
+    ),
+    InvalidCase(
+        "TeamAccess",
+        "anonymous user",
+        {"role": "viewer", "members": [{"kind": "User", "name": "system:anonymous"}]},
+        "cel",
+        ANONYMOUS_MEMBER_MESSAGE,
+    ),
+    InvalidCase(
+        "TeamAccess",
+        "unauthenticated group",
+        {"role": "viewer", "members": [{"kind": "Group", "name": "system:unauthenticated"}]},
+        "cel",
+        ANONYMOUS_MEMBER_MESSAGE,
+    ),
+    InvalidCase(
+        "TeamAccess",
+        "too many members",
+        {"role": "viewer", "members": [{"kind": "User", "name": f"u{i}"} for i in range(101)]},
+        "schema",
+        "members",
     ),
 ]
 

@@ -9,6 +9,9 @@ port, same API key), for restart tests.
 No orphans: n8n runs in its own session (process group), gets SIGKILL when the thread that
 started it dies (``PR_SET_PDEATHSIG``), and the whole group is killed on ``stop()``,
 on fixture teardown and at interpreter exit.
+
+:class:`SlowProxy` sits between a client and n8n and holds answers back, for tests of what
+happens when the caller stops while n8n is working.
 """
 
 from __future__ import annotations
@@ -17,13 +20,16 @@ import atexit
 import contextlib
 import ctypes
 import hashlib
+import http.server
 import os
+import re
 import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -328,3 +334,94 @@ def n8n_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N8nServer]:
         yield server
     finally:
         server.close()
+
+
+# ---------------------------------------------------------------------- a slow path to n8n
+
+
+class SlowProxy:
+    """A reverse proxy on 127.0.0.1 in front of n8n that can hold answers back.
+
+    ``delay`` seconds pass before every request is forwarded; a request matching
+    ``hold_after`` (``(method, path regex)``) is forwarded at once but its answer is held
+    for ``hold_seconds``: n8n has done the work, the client does not know yet. That is the
+    window in which an operator that stops has created something it has not recorded.
+    ``forwarded`` lists ``(method, path, status)`` of every request n8n answered.
+    """
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.delay = 0.0
+        self.hold_after: tuple[str, str] | None = None
+        self.hold_seconds = 0.0
+        self.forwarded: list[tuple[str, str, int]] = []
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _relay(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else b""
+                time.sleep(proxy.delay)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
+                try:
+                    with httpx.Client(timeout=30.0) as client:
+                        answer = client.request(
+                            self.command, proxy.upstream + self.path, headers=headers, content=body
+                        )
+                except httpx.HTTPError:
+                    self.send_error(502)
+                    return
+                path = self.path.partition("?")[0]
+                with proxy._lock:
+                    proxy.forwarded.append((self.command, path, answer.status_code))
+                    hold = proxy.hold_after
+                if hold and self.command == hold[0] and re.search(hold[1], path):
+                    time.sleep(proxy.hold_seconds)
+                self.send_response(answer.status_code)
+                for key, value in answer.headers.items():
+                    if key.lower() not in _HOP_BY_HOP:
+                        self.send_header(key, value)
+                self.send_header("content-length", str(len(answer.content)))
+                self.end_headers()
+                with contextlib.suppress(OSError):
+                    self.wfile.write(answer.content)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _relay  # noqa: N815
+
+            def log_message(self, *_: Any) -> None:
+                return
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def count(self, method: str, path: str) -> int:
+        with self._lock:
+            return sum(1 for m, p, _ in self.forwarded if m == method and re.search(path, p))
+
+    def __enter__(self) -> SlowProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(10)
+
+
+# Not passed on: hop-by-hop headers, and content-encoding (httpx hands over the body decoded).
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "content-length",
+        "content-encoding",
+        "host",
+        "upgrade",
+    }
+)

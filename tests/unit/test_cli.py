@@ -34,7 +34,7 @@ def test_render_examples_prints_children_and_names_kinds_without_builder(
     assert main(["render", "-f", str(EXAMPLES)]) == 0
     captured = capsys.readouterr()
     kinds = {d["kind"] for d in yaml.safe_load_all(captured.out) if d}
-    assert {"Deployment", "Service", "NetworkPolicy"} <= kinds
+    assert {"Deployment", "Service", "NetworkPolicy", "RoleBinding"} <= kinds
     assert "remote server: no workload" in captured.err
 
 

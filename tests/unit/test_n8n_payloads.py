@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from devserver_operator.builders.workflowintegration import DesiredWorkflow
+from devserver_operator.handlers.workflowintegration_n8n import n8n_payload
 from devserver_operator.integrations import n8n
 from devserver_operator.integrations.n8n import (
     WEBHOOK_ID_NAMESPACE,
@@ -30,6 +32,7 @@ from devserver_operator.integrations.n8n_errors import (
     error_for_status,
     redact,
 )
+from devserver_operator.integrations.n8n_payloads import with_save_defaults, workflow_differences
 
 WEBHOOK = "n8n-nodes-base.webhook"
 
@@ -181,6 +184,90 @@ class TestProductionWebhookUrls:
         assert production_webhook_urls("http://h", nodes, webhook_prefix="/hooks/") == {
             "W": "http://h/hooks/p"
         }
+
+
+class TestWhatN8nAddsOnSave:
+    """n8n 1.123 adds node ids and two settings on save; neither is a difference."""
+
+    DESIRED: dict[str, Any] = {
+        "name": "wf",
+        "nodes": [
+            {"name": "Webhook", "type": WEBHOOK, "parameters": {"path": "a"}},
+            {"name": "Done", "type": "n8n-nodes-base.noOp", "parameters": {}},
+        ],
+        "connections": {"Webhook": {"main": [[{"node": "Done", "type": "main", "index": 0}]]}},
+        "settings": {"executionOrder": "v1"},
+    }
+
+    def saved(self) -> dict[str, Any]:
+        """DESIRED as n8n stores and returns it."""
+        stored = copy.deepcopy(self.DESIRED)
+        for index, item in enumerate(stored["nodes"]):
+            item["id"] = f"random-{index}"
+        stored["settings"] |= {"callerPolicy": "workflowsFromSameOwner", "availableInMCP": False}
+        return {**stored, "id": "W1", "active": True, "versionId": "v", "tags": []}
+
+    def test_save_defaults_are_preset_and_can_be_overridden(self) -> None:
+        assert with_save_defaults(self.DESIRED)["settings"] == {
+            "executionOrder": "v1",
+            "callerPolicy": "workflowsFromSameOwner",
+            "availableInMCP": False,
+        }
+        mine = {**self.DESIRED, "settings": {"callerPolicy": "any"}}
+        assert with_save_defaults(mine)["settings"]["callerPolicy"] == "any"
+
+    def test_a_saved_copy_does_not_differ(self) -> None:
+        assert workflow_differences(self.DESIRED, self.saved()) == []
+        assert workflow_differences(with_save_defaults(self.DESIRED), self.saved()) == []
+
+    def test_node_ids_count_where_the_desired_workflow_sets_them(self) -> None:
+        desired = copy.deepcopy(self.DESIRED)
+        desired["nodes"][0]["id"] = "fixed"
+        assert workflow_differences(desired, self.saved()) == ["nodes['Webhook'].id"]
+
+    def test_a_changed_save_default_is_a_difference(self) -> None:
+        edited = self.saved()
+        edited["settings"]["availableInMCP"] = True
+        assert workflow_differences(self.DESIRED, edited) == ["settings.availableInMCP"]
+
+    @pytest.mark.parametrize(
+        ("edit", "expected"),
+        [
+            (lambda w: w.update(name="renamed"), ["name"]),
+            (
+                lambda w: w["nodes"][0]["parameters"].update(path="b"),
+                ["nodes['Webhook'].parameters"],
+            ),
+            (lambda w: w["nodes"][1].update(disabled=True), ["nodes['Done'].disabled"]),
+            (lambda w: w["nodes"].pop(), ["nodes['Done'] is missing"]),
+            (
+                lambda w: w["nodes"].append({"name": "Extra", "type": "t"}),
+                ["nodes['Extra'] was added"],
+            ),
+            (lambda w: w["nodes"].reverse(), ["nodes (order)"]),
+            (lambda w: w["connections"].clear(), ["connections['Webhook']"]),
+            (lambda w: w["settings"].update(timezone="UTC"), ["settings.timezone"]),
+            (lambda w: w["settings"].pop("executionOrder"), ["settings.executionOrder"]),
+        ],
+    )
+    def test_edits_are_differences(self, edit: Any, expected: list[str]) -> None:
+        edited = self.saved()
+        edit(edited)
+        assert workflow_differences(self.DESIRED, edited) == expected
+
+    def test_read_only_fields_never_count(self) -> None:
+        other = {**self.saved(), "active": False, "versionId": "w", "tags": [{"id": "t"}]}
+        assert workflow_differences(self.DESIRED, other) == []
+
+    def test_what_the_operator_sends(self) -> None:
+        desired = DesiredWorkflow(
+            key="hook", workflow=copy.deepcopy(self.DESIRED), active=True, tag="t", webhook_key="k"
+        )
+        payload = n8n_payload(desired)
+        assert payload["nodes"][0]["webhookId"] == webhook_id_for("k", "Webhook")
+        assert "webhookId" not in payload["nodes"][1]
+        assert payload["settings"]["callerPolicy"] == "workflowsFromSameOwner"
+        assert "webhookId" not in desired.workflow["nodes"][0]  # the desired one untouched
 
 
 class TestErrors:

@@ -3,12 +3,13 @@ with notifications to Slack, Microsoft Teams, webhooks and e-mail."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
-from .base import ApiModel, Duration, LabelMap, ObjectName, list_map
+from .base import ApiModel, Duration, LabelMap, ObjectName, list_map, parse_duration
 from .conditions import Condition
 from .refs import SecretKeyRef
 
@@ -23,7 +24,55 @@ EXPR_NEEDS_PROMETHEUS_MESSAGE = (
 BUILTIN_NEEDS_EVALUATION_MESSAGE = (
     "builtin rules are evaluated by the operator: evaluation.enabled must not be false"
 )
+WEBHOOK_ONE_TARGET_MESSAGE = "a webhook channel needs exactly one of url or urlSecretRef"
+SMTP_CREDENTIALS_PAIR_MESSAGE = "usernameSecretRef and passwordSecretRef go together"
+SMTP_LOGIN_NEEDS_TLS_MESSAGE = (
+    "SMTP credentials are only sent encrypted: set tls to starttls or tls"
+)
+MIN_INTERVAL_SECONDS = 1.0
+INTERVAL_TOO_SHORT_MESSAGE = "evaluation.interval must be at least 1s"
 ALERT_NAME_PATTERN = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
+EMAIL_ADDRESS_PATTERN = r"^[^@\s]+@[^@\s]+$"
+
+# Prometheus's own duration syntax (what PrometheusRule's `for` and `keep_firing_for` accept):
+# units from years down to milliseconds, each at most once and in that order, no fractions.
+PROMETHEUS_DURATION_PATTERN = (
+    r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"
+)
+_PROMETHEUS_UNIT_SECONDS = {
+    "y": 365 * 86400.0,
+    "w": 7 * 86400.0,
+    "d": 86400.0,
+    "h": 3600.0,
+    "m": 60.0,
+    "s": 1.0,
+    "ms": 0.001,
+}
+_PROMETHEUS_PART = re.compile(r"([0-9]+)(ms|y|w|d|h|m|s)")
+
+
+def parse_prometheus_duration(text: str) -> float:
+    """Seconds in a Prometheus duration such as ``5m``, ``1h30m`` or ``2d``."""
+    if not text or not re.fullmatch(PROMETHEUS_DURATION_PATTERN, text):
+        raise ValueError(f"{text!r} is not a Prometheus duration such as 30s, 5m, 1h30m or 1d")
+    return sum(
+        float(n) * _PROMETHEUS_UNIT_SECONDS[unit] for n, unit in _PROMETHEUS_PART.findall(text)
+    )
+
+
+def _check_prometheus_duration(text: str) -> str:
+    parse_prometheus_duration(text)
+    return text
+
+
+PrometheusDuration = Annotated[
+    str,
+    Field(pattern=PROMETHEUS_DURATION_PATTERN, min_length=1, max_length=32),
+    AfterValidator(_check_prometheus_duration),
+]
+"""A Prometheus duration such as ``30s``, ``5m``, ``1h30m`` or ``1d`` (no fractions)."""
+
+EmailAddress = Annotated[str, Field(pattern=EMAIL_ADDRESS_PATTERN, max_length=254)]
 
 
 class BuiltinRule(ApiModel):
@@ -52,9 +101,9 @@ class Rule(ApiModel):
     """PromQL expression; every series it returns is an active alert."""
     builtin: BuiltinRule | None = None
     """A built-in condition instead of PromQL."""
-    for_: Duration | None = Field(default=None, alias="for")
+    for_: PrometheusDuration | None = Field(default=None, alias="for")
     """How long the condition must hold before the alert fires (pending until then)."""
-    keep_firing_for: Duration | None = None
+    keep_firing_for: PrometheusDuration | None = None
     """How long the alert keeps firing after the condition clears."""
     severity: Literal["critical", "warning", "info"] = "warning"
     """Severity label."""
@@ -69,6 +118,14 @@ class Rule(ApiModel):
             raise ValueError(ONE_CONDITION_MESSAGE)
         return self
 
+    @property
+    def for_seconds(self) -> float:
+        return parse_prometheus_duration(self.for_) if self.for_ else 0.0
+
+    @property
+    def keep_firing_for_seconds(self) -> float:
+        return parse_prometheus_duration(self.keep_firing_for) if self.keep_firing_for else 0.0
+
 
 class PrometheusRuleSpec(ApiModel):
     """The monitoring.coreos.com/v1 PrometheusRule for clusters with Prometheus Operator."""
@@ -82,6 +139,17 @@ class PrometheusRuleSpec(ApiModel):
 class Evaluation(ApiModel):
     """Evaluation by the operator itself."""
 
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.interval) || duration(self.interval) >= duration('1s')",
+                    "message": INTERVAL_TOO_SHORT_MESSAGE,
+                }
+            ]
+        }
+    }
+
     enabled: bool = True
     """Evaluate in the operator and send notifications to the channels."""
     prometheus_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$", max_length=2048)
@@ -90,6 +158,20 @@ class Evaluation(ApiModel):
     """How often the rules are evaluated."""
     timeout: Duration = "10s"
     """Timeout of one query."""
+
+    @model_validator(mode="after")
+    def _interval_floor(self) -> Evaluation:
+        if parse_duration(self.interval) < MIN_INTERVAL_SECONDS:
+            raise ValueError(INTERVAL_TOO_SHORT_MESSAGE)
+        return self
+
+    @property
+    def interval_seconds(self) -> float:
+        return parse_duration(self.interval)
+
+    @property
+    def timeout_seconds(self) -> float:
+        return parse_duration(self.timeout)
 
 
 class SlackChannel(ApiModel):
@@ -111,6 +193,17 @@ class TeamsChannel(ApiModel):
 class WebhookChannel(ApiModel):
     """A generic JSON webhook, an n8n webhook included."""
 
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.url) != has(self.urlSecretRef)",
+                    "message": WEBHOOK_ONE_TARGET_MESSAGE,
+                }
+            ]
+        }
+    }
+
     url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$", max_length=2048)
     """Target URL (use urlSecretRef when the URL carries a token)."""
     url_secret_ref: SecretKeyRef | None = None
@@ -118,9 +211,30 @@ class WebhookChannel(ApiModel):
     hmac_secret_ref: SecretKeyRef | None = None
     """Sign the body with HMAC-SHA256 (header X-Devserver-Signature: sha256=<hex>)."""
 
+    @model_validator(mode="after")
+    def _one_target(self) -> WebhookChannel:
+        if (self.url is None) == (self.url_secret_ref is None):
+            raise ValueError(WEBHOOK_ONE_TARGET_MESSAGE)
+        return self
+
 
 class EmailChannel(ApiModel):
     """E-mail over SMTP."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.usernameSecretRef) == has(self.passwordSecretRef)",
+                    "message": SMTP_CREDENTIALS_PAIR_MESSAGE,
+                },
+                {
+                    "rule": "!has(self.passwordSecretRef) || !has(self.tls) || self.tls != 'none'",
+                    "message": SMTP_LOGIN_NEEDS_TLS_MESSAGE,
+                },
+            ]
+        }
+    }
 
     smtp_host: str = Field(min_length=1, max_length=253)
     """SMTP server host."""
@@ -128,14 +242,22 @@ class EmailChannel(ApiModel):
     """SMTP server port."""
     tls: Literal["starttls", "tls", "none"] = "starttls"
     """STARTTLS after connecting, TLS from the start, or none (local relays only)."""
-    from_: str = Field(alias="from", pattern=r"^[^@\s]+@[^@\s]+$", max_length=254)
+    from_: EmailAddress = Field(alias="from")
     """Sender address."""
-    to: list[str] = Field(min_length=1, max_length=50)
+    to: list[EmailAddress] = Field(min_length=1, max_length=50)
     """Recipient addresses."""
     username_secret_ref: SecretKeyRef | None = None
     """Secret key holding the SMTP user name."""
     password_secret_ref: SecretKeyRef | None = None
     """Secret key holding the SMTP password."""
+
+    @model_validator(mode="after")
+    def _credentials(self) -> EmailChannel:
+        if (self.username_secret_ref is None) != (self.password_secret_ref is None):
+            raise ValueError(SMTP_CREDENTIALS_PAIR_MESSAGE)
+        if self.password_secret_ref is not None and self.tls == "none":
+            raise ValueError(SMTP_LOGIN_NEEDS_TLS_MESSAGE)
+        return self
 
 
 class Channel(ApiModel):
@@ -164,7 +286,8 @@ class Channel(ApiModel):
     email: EmailChannel | None = None
     """E-mail over SMTP."""
     max_per_hour: int = Field(default=60, ge=1, le=3600)
-    """Rate limit of this channel; further notifications are dropped and counted."""
+    """Rate limit of this channel (notifications in any 60 minutes); further notifications are
+    dropped and counted (metric devserver_alert_notifications_total{result="rate_limited"})."""
 
     @model_validator(mode="after")
     def _one_kind(self) -> Channel:
@@ -222,18 +345,45 @@ class AlertRuleSpec(ApiModel):
             raise ValueError(BUILTIN_NEEDS_EVALUATION_MESSAGE)
         return self
 
+    @property
+    def evaluation_settings(self) -> Evaluation:
+        """Evaluation in the operator is on unless switched off."""
+        return self.evaluation or Evaluation()
+
+    @property
+    def prometheus_rule_requested(self) -> bool:
+        """Whether a PrometheusRule is wanted (it holds the expr rules only)."""
+        return self.prometheus_rule is not None and self.prometheus_rule.enabled
+
+    def rules_evaluated_by_operator(self) -> list[Rule]:
+        """Builtin rules always; expr rules when a Prometheus URL is given."""
+        settings = self.evaluation_settings
+        if not settings.enabled:
+            return []
+        return [
+            rule
+            for rule in self.rules
+            if rule.builtin is not None or settings.prometheus_url is not None
+        ]
+
+    @property
+    def repeat_interval_seconds(self) -> float:
+        return parse_duration(self.repeat_interval)
+
 
 class RuleStatus(ApiModel):
-    """State of one rule."""
+    """State of one rule the operator evaluates."""
 
     name: str
     """Alert name."""
     state: AlertState = "inactive"
-    """inactive, pending or firing."""
+    """inactive, pending (the condition holds, for has not passed) or firing."""
     active_since: datetime | None = None
-    """When the condition started to hold."""
+    """When the condition started to hold (the earliest of the active alerts)."""
     last_evaluation_time: datetime | None = None
-    """When the rule was last evaluated."""
+    """The evaluation that last changed this rule's status. Written only on changes, so that
+    an idle rule costs no API write per interval; see the metric
+    devserver_alertrule_last_evaluation_timestamp_seconds for liveness."""
     last_notification_time: datetime | None = None
     """When a notification for the rule was last sent."""
     notifications_sent: int | None = None
@@ -253,9 +403,9 @@ class AlertRuleStatus(ApiModel):
         default=None,
         json_schema_extra=list_map("type"),
     )
-    """Ready, Reconciling, Stalled, PrometheusRuleApplied and Evaluating."""
+    """Ready, Reconciling, Stalled, PrometheusRuleApplied, Evaluating and Delivering."""
     rules: list[RuleStatus] | None = Field(default=None, json_schema_extra=list_map("name"))
-    """Per rule state."""
+    """Per rule state, for the rules the operator evaluates."""
     firing: int | None = None
     """Rules firing now."""
     prometheus_rule_name: str | None = None

@@ -113,7 +113,8 @@ TEAMACCESS = KindInfo(
     summary_columns=(
         _column("Role", ".spec.role"),
         _column("Members", ".status.memberCount", "integer"),
-        _column("Expires", ".spec.expiresAt", "date"),
+        # "date" would print an age, which reads "<invalid>" for a time still ahead.
+        _column("Expires", ".spec.expiresAt"),
     ),
 )
 

@@ -3,12 +3,13 @@ accounts, through RoleBindings in the TeamAccess's own namespace."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Literal
 
 from pydantic import Field, model_validator
 
-from .base import ApiModel, ObjectName, Timestamp, list_map
+from .base import DNS_SUBDOMAIN_PATTERN, ApiModel, ObjectName, Timestamp, list_map
 from .conditions import Condition
 
 TeamRole = Literal["viewer", "operator", "admin"]
@@ -19,6 +20,17 @@ CLUSTER_ROLE_FOR = {
 }
 SA_NAMESPACE_ONLY_MESSAGE = "namespace applies only to members of kind ServiceAccount"
 UNIQUE_MEMBERS_MESSAGE = "members must be unique by kind and name"
+SA_NAME_MESSAGE = (
+    "a ServiceAccount member's name must be a DNS subdomain "
+    "(lower-case letters, digits, '-' and '.', at most 253 characters)"
+)
+ANONYMOUS_MEMBER_MESSAGE = (
+    "the User system:anonymous and the Group system:unauthenticated cannot be members: "
+    "a team role is only for authenticated identities"
+)
+# Kubernetes names every unauthenticated request so; binding a role to them opens it to anyone
+# who can reach the API server.
+ANONYMOUS_SUBJECTS = (("User", "system:anonymous"), ("Group", "system:unauthenticated"))
 
 
 class Member(ApiModel):
@@ -30,7 +42,20 @@ class Member(ApiModel):
                 {
                     "rule": "self.kind == 'ServiceAccount' || !has(self.__namespace__)",
                     "message": SA_NAMESPACE_ONLY_MESSAGE,
-                }
+                },
+                {
+                    # A raw CEL string: the pattern's backslashes are not escapes.
+                    "rule": f"self.kind != 'ServiceAccount' || "
+                    f"self.name.matches(r'{DNS_SUBDOMAIN_PATTERN}')",
+                    "message": SA_NAME_MESSAGE,
+                },
+                {
+                    "rule": " && ".join(
+                        f"!(self.kind == '{kind}' && self.name == '{name}')"
+                        for kind, name in ANONYMOUS_SUBJECTS
+                    ),
+                    "message": ANONYMOUS_MEMBER_MESSAGE,
+                },
             ]
         }
     }
@@ -46,6 +71,18 @@ class Member(ApiModel):
     def _namespace_for_service_accounts(self) -> Member:
         if self.namespace is not None and self.kind != "ServiceAccount":
             raise ValueError(SA_NAMESPACE_ONLY_MESSAGE)
+        return self
+
+    @model_validator(mode="after")
+    def _service_account_name(self) -> Member:
+        if self.kind == "ServiceAccount" and not re.fullmatch(DNS_SUBDOMAIN_PATTERN, self.name):
+            raise ValueError(SA_NAME_MESSAGE)
+        return self
+
+    @model_validator(mode="after")
+    def _authenticated_only(self) -> Member:
+        if (self.kind, self.name) in ANONYMOUS_SUBJECTS:
+            raise ValueError(ANONYMOUS_MEMBER_MESSAGE)
         return self
 
 
@@ -65,12 +102,15 @@ class TeamAccessSpec(ApiModel):
     }
 
     role: TeamRole
-    """viewer (read), operator (also create and change the four kinds) or admin (also TeamAccess
-    and Secrets)."""
+    """viewer (read the four kinds and their children), operator (also create and change
+    MCPServer, WorkflowIntegration and AlertRule) or admin (also TeamAccess and Secrets); bound
+    as the ClusterRole devserver-<role> in this namespace only. Creating or changing a
+    TeamAccess requires permission to bind that ClusterRole here (admission policy)."""
     members: list[Member] = Field(min_length=1, max_length=100)
     """Users, groups and service accounts that get the role."""
     expires_at: Timestamp | None = None
-    """When the access ends; the bindings are removed then (RFC 3339)."""
+    """When the access ends (RFC 3339): the operator removes the bindings at that moment and
+    reports Expired. An expiry in the past grants nothing."""
     description: str | None = Field(default=None, max_length=1024)
     """Why the access exists, for reviewers."""
 

@@ -20,6 +20,7 @@ NEEDS_TARGET_MESSAGE = "set n8n, openHands or both: there is nothing to integrat
 WORKFLOWS_NEED_N8N_MESSAGE = "workflows and credentials need n8n"
 ONE_SOURCE_MESSAGE = "a workflow needs exactly one of inline, configMapRef, template"
 INLINE_SHAPE_MESSAGE = "inline must be an n8n workflow object with a nodes list"
+FIELD_SOURCE_MESSAGE = "a credential field needs exactly one of secretKey, value"
 
 WorkflowJson = Annotated[
     dict[str, Any],
@@ -77,9 +78,9 @@ class Workflow(ApiModel):
     }
 
     name: DnsLabel
-    """Key of the workflow in this resource; n8n's workflow name defaults to it."""
+    """Key of the workflow in this resource."""
     display_name: str | None = Field(default=None, max_length=128)
-    """Name shown in n8n."""
+    """Name shown in n8n; else the workflow JSON's name, else the key."""
     inline: WorkflowJson | None = None
     """The workflow JSON itself."""
     config_map_ref: ConfigMapKeyRef | None = None
@@ -89,7 +90,7 @@ class Workflow(ApiModel):
     active: bool = True
     """Activate the workflow (its triggers and webhooks run) or keep it inactive."""
     parameters: dict[str, str] | None = None
-    """Values substituted for {{ param.NAME }} placeholders."""
+    """Values substituted for {{ param.NAME }} placeholders (over the template's parameters)."""
 
     @model_validator(mode="after")
     def _one_source(self) -> Workflow:
@@ -106,12 +107,32 @@ class Workflow(ApiModel):
 
 
 class CredentialField(ApiModel):
-    """One field of an n8n credential, taken from a Secret key."""
+    """One field of an n8n credential: from a Secret key, or a plain value that is no secret
+    (such as the header name of an httpHeaderAuth credential)."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.secretKey) != has(self.value)",
+                    "message": FIELD_SOURCE_MESSAGE,
+                }
+            ]
+        }
+    }
 
     field: str = Field(min_length=1, max_length=128)
     """Field name in the n8n credential type, e.g. value or token."""
-    secret_key: str = Field(pattern=r"^[-._a-zA-Z0-9]+$", max_length=253)
-    """Key of the Secret that holds the value."""
+    secret_key: str | None = Field(default=None, pattern=r"^[-._a-zA-Z0-9]+$", max_length=253)
+    """Key of the Secret (secretRef) that holds the value."""
+    value: str | None = Field(default=None, max_length=1024)
+    """The value itself, for fields that are not secret (never put a secret here)."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> CredentialField:
+        if (self.secret_key is None) == (self.value is None):
+            raise ValueError(FIELD_SOURCE_MESSAGE)
+        return self
 
 
 class Credential(ApiModel):
@@ -122,7 +143,7 @@ class Credential(ApiModel):
     type: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9]*$", max_length=128)
     """n8n credential type, e.g. httpHeaderAuth or githubApi."""
     secret_ref: LocalObjectRef
-    """Secret that holds the values."""
+    """Secret that holds the values; a change of them creates a new credential (rotation)."""
     fields: list[CredentialField] = Field(min_length=1, max_length=64)
     """Credential fields and the Secret keys they come from."""
 
@@ -197,12 +218,16 @@ class WorkflowStatus(ApiModel):
     """Whether n8n has the workflow active."""
     webhook_urls: list[str] | None = None
     """Production webhook URLs of the workflow."""
+    tag: str | None = None
+    """The n8n tag that marks this workflow as managed by this resource."""
     hash: str | None = None
     """Hash of the workflow as last sent to n8n."""
     last_sync_time: datetime | None = None
-    """When n8n last matched the desired workflow."""
+    """When the operator last brought n8n's copy in line with the desired workflow."""
     drifted: bool | None = None
     """n8n's copy differs from the desired one (driftPolicy Report)."""
+    message: str | None = None
+    """Why the workflow is not in sync, in n8n's words where n8n said it."""
 
 
 class CredentialStatus(ApiModel):
@@ -212,8 +237,12 @@ class CredentialStatus(ApiModel):
     """Key of the credential in the spec."""
     id: str | None = None
     """n8n's credential id."""
+    n8n_name: str | None = Field(default=None, alias="n8nName")
+    """The credential's name in n8n."""
     secret_hash: str | None = None
     """Hash of the Secret values the credential was created from (not the values)."""
+    retired_ids: list[str] | None = None
+    """Credentials replaced by a rotation, deleted once no workflow uses them."""
 
 
 class WiredServer(ApiModel):

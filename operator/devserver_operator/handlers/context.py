@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,7 @@ class VerificationMemory:
 
 
 ChildKey = tuple[str, str, str, str]  # apiVersion, kind, namespace, name
+RECONCILE_CONCURRENCY = 16  # as many as the API client has connections
 
 
 @dataclass
@@ -32,15 +34,28 @@ class RecentWrites:
     that follows right after another would see the old object and apply again."""
 
     bodies: dict[ChildKey, dict[str, Any] | None] = field(default_factory=dict)
+    written_at: dict[ChildKey, float] = field(default_factory=dict)
+    # A watch event follows a write within milliseconds; a memory older than this has been
+    # overtaken by events the cache reflects (for example, someone deleting the object).
+    ttl_seconds: float = 10.0
 
     def remember(self, key: ChildKey, body: dict[str, Any] | None) -> None:
         self.bodies[key] = body
+        self.written_at[key] = time.monotonic()
+
+    def forget(self, key: ChildKey) -> None:
+        """Drop the memory of ``key``: a watch event says something newer happened to it."""
+        self.bodies.pop(key, None)
+        self.written_at.pop(key, None)
 
     def newer_than_cache(
         self, key: ChildKey, cached: Mapping[str, Any] | None
     ) -> tuple[bool, Mapping[str, Any] | None]:
         """(True, body) when our own write is newer than the cached object."""
         if key not in self.bodies:
+            return False, cached
+        if time.monotonic() - self.written_at.get(key, 0.0) > self.ttl_seconds:
+            self.forget(key)
             return False, cached
         ours = self.bodies[key]
         if ours is None:  # we deleted it; a cached copy is the stale one
@@ -49,8 +64,14 @@ class RecentWrites:
             return True, ours
         if _version(ours) > _version(cached):
             return True, ours
-        del self.bodies[key]  # the cache has caught up
+        self.forget(key)  # the cache has caught up
         return False, cached
+
+    def is_own_write(self, key: ChildKey, body: Mapping[str, Any]) -> bool:
+        """Whether ``body`` is exactly the version this process wrote last (a watch event
+        that only echoes our own apply)."""
+        ours = self.bodies.get(key)
+        return ours is not None and _version(ours) == _version(body) > 0
 
 
 def _version(body: Mapping[str, Any]) -> int:
@@ -77,6 +98,12 @@ class OperatorContext:
     recent: RecentWrites = field(default_factory=RecentWrites)
     statuses: StatusMemory = field(default_factory=StatusMemory)
     resync: Resync = field(default_factory=Resync)
+    reconcile_slots: asyncio.Semaphore = field(
+        default_factory=lambda: asyncio.Semaphore(RECONCILE_CONCURRENCY)
+    )
+    """Reconciles in flight at once. Without a bound, a cold start with 1000 objects starts
+    1000 reconciles together: their requests queue for the 50 connections until they time
+    out, and peak memory grows with the backlog."""
 
     def lock_for(self, uid: str) -> asyncio.Lock:
         """One reconcile at a time per object: handlers, timers and child events all funnel

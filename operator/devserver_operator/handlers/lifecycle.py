@@ -15,7 +15,7 @@ from devserver_operator.api.conditions import now_utc, reconciling
 
 from .status import status_patch
 
-RECONCILED_ELSEWHERE = {"MCPServer"}
+RECONCILED_ELSEWHERE = {"AlertRule", "MCPServer", "TeamAccess", "WorkflowIntegration"}
 
 
 def first_sight(

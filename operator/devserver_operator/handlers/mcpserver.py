@@ -40,7 +40,7 @@ from devserver_operator.settings import OperatorSettings
 
 from .context import OperatorContext, VerificationMemory, context_from
 from .events import post_event
-from .indexes import OWNED_KINDS, ChildLookup
+from .indexes import OWNED_KINDS, ChildLookup, cached_copy
 from .mcpserver_inputs import MissingReferenceError, read_referenced_inputs
 from .mcpserver_status import (
     VERIFIED,
@@ -71,7 +71,9 @@ async def reconcile(
 ) -> list[str]:
     """Bring one MCPServer's children and status in line with its spec; returns the children
     it had to write."""
-    async with context.lock_for(body["metadata"]["uid"]):
+    # The lock first: waiting for a slot must not let a second reconcile of the same object
+    # sneak in between.
+    async with context.lock_for(body["metadata"]["uid"]), context.reconcile_slots:
         return await _reconcile(body, context, lookup, verify=verify)
 
 
@@ -131,7 +133,7 @@ async def _reconcile(
             existing = [
                 child
                 for api_version, kind in OWNED_KINDS
-                for child in lookup.owned(api_version, kind, owner.namespace)
+                for child in lookup.owned_by(api_version, kind, owner)
             ]
             pruned = await prune_children(
                 context.kube,
@@ -356,11 +358,20 @@ async def _child_changed(
     parents = kwargs.get("mcpserver_index")
     if not owner_name or parents is None:
         return
-    for parent in parents.get((namespace, owner_name), []):
+    context = context_from(memo)
+    if type != "DELETED" and context.recent.is_own_write(_cache_key(body, namespace), body):
+        return  # the echo of our own apply: nobody else touched the child
+    if type == "DELETED":
+        # Whatever this process last wrote to the child is history now.
+        metadata = body.get("metadata", {})
+        context_from(memo).recent.forget(
+            (body.get("apiVersion", ""), body.get("kind", ""), namespace, metadata.get("name", ""))
+        )
+    # A copy: the store changes while the reconcile below awaits.
+    for parent in list(parents.get((namespace, owner_name), [])):
         if parent.get("metadata", {}).get("deletionTimestamp"):
             return
         key = child_key({"kind": body.get("kind"), "metadata": dict(body.get("metadata", {}))})
-        context = context_from(memo)
         try:
             written = await reconcile(parent, context, ChildLookup(kwargs, context.recent))
         except kopf.TemporaryError:
@@ -380,6 +391,11 @@ async def _child_changed(
             )
 
 
+def _cache_key(body: Mapping[str, Any], namespace: str) -> tuple[str, str, str, str]:
+    name = str(body.get("metadata", {}).get("name", ""))
+    return (str(body.get("apiVersion")), str(body.get("kind")), namespace, name)
+
+
 async def resync_one(body: Mapping[str, Any], context: OperatorContext) -> None:
     """The periodic check of one MCPServer (drift, Secret rotation, re-verification)."""
     if body.get("metadata", {}).get("deletionTimestamp"):
@@ -388,19 +404,20 @@ async def resync_one(body: Mapping[str, Any], context: OperatorContext) -> None:
 
 
 def register_parent_index(registry: kopf.OperatorRegistry) -> None:
+    # Both async: kopf would run plain functions in its thread pool, a costly hop per event.
     @kopf.index(GROUP, VERSION, PLURAL, id="mcpserver_index", registry=registry)
-    def mcpserver_index(
+    async def mcpserver_index(
         *, body: kopf.Body, namespace: str | None, name: str, **_: Any
     ) -> dict[tuple[str | None, str], dict[str, Any]]:
-        return {(namespace, name): {**dict(body), "apiVersion": API_VERSION, "kind": KIND}}
+        return {(namespace, name): cached_copy(body, API_VERSION, KIND)}
 
     @kopf.on.event(GROUP, VERSION, PLURAL, id="mcpserver-track", registry=registry)
-    def track(*, body: kopf.Body, type: str, memo: Any, **kwargs: Any) -> None:
+    async def track(*, body: kopf.Body, type: str, memo: Any, **kwargs: Any) -> None:
         # Feeds the one periodic resync loop; kopf timers would need a finalizer on every
         # MCPServer and one task per object.
         context = context_from(memo)
         context.resync.capture_indices(kwargs)
-        snapshot = {**dict(body), "apiVersion": API_VERSION, "kind": KIND}
+        snapshot = cached_copy(body, API_VERSION, KIND)
         context.resync.track(KIND, snapshot, deleted=type == "DELETED", check=resync_one)
 
 

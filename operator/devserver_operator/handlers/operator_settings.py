@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import secrets
 from typing import Any
 
 import kopf
@@ -31,18 +31,32 @@ def configure_kopf(settings: kopf.OperatorSettings, operator: OperatorSettings) 
     settings.posting.level = 30  # Events for warnings and errors; our own Events for the rest.
     # A watch that silently dies would stall the operator forever; bounded timeouts make the
     # server end the stream and the client notice a dead connection.
-    settings.watching.server_timeout = 300
-    settings.watching.client_timeout = 330
+    settings.watching.server_timeout = operator.watch_server_timeout
+    settings.watching.client_timeout = max(
+        operator.watch_client_timeout, operator.watch_server_timeout + 1
+    )
     settings.watching.connect_timeout = 30
     settings.networking.request_timeout = 60
     settings.networking.connect_timeout = 15
     settings.execution.max_workers = 20
-    settings.queueing.worker_limit = 100
+    # No cap on per-object workers: kopf holds every object's worker until ALL indexes are
+    # filled, so a cap below the number of objects of one kind deadlocks the start-up (found
+    # with 1000 MCPServers and a cap of 100). Idle workers exit after queueing.idle_timeout.
+    settings.queueing.worker_limit = None
+    # Single-namespace mode runs on Roles only: kopf may neither list CRDs nor namespaces, and
+    # without this it retries those 403s for a minute before serving anything. It then learns
+    # the resources from API discovery once (open to every authenticated user).
+    settings.scanning.disabled = bool(operator.namespaces)
     settings.peering.standalone = operator.peering is None
     if operator.peering is not None:
         settings.peering.name = operator.peering
         settings.peering.mandatory = True
         settings.peering.clusterwide = not operator.namespaces
+        settings.peering.lifetime = operator.peering_lifetime
+        # kopf pauses every operator that sees a peer of the same priority, so replicas of
+        # equal priority would all stand still. A random priority per process makes exactly
+        # one (the highest) active; the others take over when its keep-alives stop.
+        settings.peering.priority = secrets.randbelow(2**31 - 1) + 1
 
 
 async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
@@ -53,19 +67,13 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
         kube=KubeClient(Credentials.from_kubeconfig(operator.kubeconfig)),
         probe_slots=asyncio.Semaphore(operator.verification_concurrency),
     )
-    memo.resync_task = asyncio.create_task(
-        memo.context.resync.run(memo.context, operator.resync_interval), name="resync"
-    )
+    memo.context.resync.configure(memo.context, operator.resync_interval)
 
 
 async def cleanup(memo: Any, **_: Any) -> None:
-    task: asyncio.Task[None] | None = getattr(memo, "resync_task", None)
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
     context: OperatorContext | None = getattr(memo, "context", None)
     if context is not None:
+        await context.resync.stop()
         await context.kube.close()
 
 

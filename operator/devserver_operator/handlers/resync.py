@@ -8,6 +8,7 @@ and leaves MCPServers free of finalizers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -34,6 +35,26 @@ class Resync:
     objects: dict[tuple[str, str], Tracked] = field(default_factory=dict)
     indices: dict[str, Any] = field(default_factory=dict)
     concurrency: int = 10
+    context: Any = None
+    interval: float = 60.0
+    task: asyncio.Task[None] | None = None
+
+    def configure(self, context: Any, interval: float) -> None:
+        self.context, self.interval = context, interval
+
+    def _ensure_running(self) -> None:
+        # Started from the first handler that tracks an object, not at start-up: tasks inherit
+        # the creator's context variables, and kopf's event posting only works inside the
+        # context of its handlers.
+        if self.task is None and self.context is not None:
+            self.task = asyncio.create_task(self.run(self.context, self.interval), name="resync")
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+            self.task = None
 
     def capture_indices(self, kwargs: Mapping[str, Any]) -> None:
         # kopf hands its (live, read-only) indexes only to handlers; the loop borrows them.
@@ -41,6 +62,7 @@ class Resync:
             self.indices = {k: v for k, v in kwargs.items() if isinstance(v, kopf.Index)}
 
     def track(self, kind: str, body: dict[str, Any], *, deleted: bool, check: Check) -> None:
+        self._ensure_running()
         uid = body.get("metadata", {}).get("uid", "")
         if deleted:
             self.objects.pop((kind, uid), None)

