@@ -15,5 +15,6 @@ step "import layers"
 step "generated CRDs are current"
 .venv/bin/devserver-operator crds --check crds
 .venv/bin/devserver-operator reference --check docs/reference.md
+.venv/bin/devserver-operator manifests --check .
 step "pytest"
 .venv/bin/pytest "$@"

@@ -10,10 +10,12 @@ from typing import Any
 import yaml
 
 from devserver_operator.api import API_VERSION, KINDS_BY_NAME
+from devserver_operator.api.alertrule import AlertRuleSpec
 from devserver_operator.api.mcpserver import MCPServerSpec
 from devserver_operator.api.teamaccess import TeamAccessSpec
 from devserver_operator.builders.common import Owner
 from devserver_operator.builders.mcpserver import McpServerInputs, build_children
+from devserver_operator.builders.prometheusrule import build_prometheus_rule
 from devserver_operator.builders.teamaccess import build_role_binding
 from devserver_operator.settings import OperatorSettings
 
@@ -79,4 +81,8 @@ def render_document(
         return Rendered(source, kind, name, children, note)
     if isinstance(spec, TeamAccessSpec):
         return Rendered(source, kind, name, [build_role_binding(owner, spec)])
+    if isinstance(spec, AlertRuleSpec):
+        rule = build_prometheus_rule(owner, spec)
+        note = None if rule else "no PrometheusRule (not requested, or no expr rules)"
+        return Rendered(source, kind, name, [rule] if rule else [], note)
     return Rendered(source, kind, name, [], f"{kind} has no offline builder yet")
