@@ -244,7 +244,8 @@ async def test_lifecycle_create_call_update_deactivate_delete(
     assert body["status"]["workflowCount"] == 1
     assert body["status"]["lastSyncTime"] == entry["lastSyncTime"]
     assert condition(body, "Synced")["status"] == "True"
-    assert "spec" not in body["status"] and "id" not in json.dumps(body["spec"])
+    assert body["spec"] == created["spec"]  # ids live in status; spec is never written
+    assert body["metadata"]["generation"] == 1
 
     live = await n8n.get_workflow(entry["id"])
     assert live.active and live.name == name

@@ -105,4 +105,3 @@ def test_config_map_is_owned_labelled_and_stable() -> None:
     shuffled = build_openhands_config_map(OWNER, "openhands-mcp", list(reversed(SERVERS)))
     assert shuffled == config_map
     kubernetes_validate.validate(config_map, "1.35.0", strict=True)
-

@@ -359,7 +359,7 @@ async def _child_changed(
     if not owner_name or parents is None:
         return
     context = context_from(memo)
-    if type != "DELETED" and context.recent.is_own_write(_cache_key(body, namespace), body):
+    if context.recent.settle(_cache_key(body, namespace), body, deleted=type == "DELETED"):
         return  # the echo of our own apply: nobody else touched the child
     if type == "DELETED":
         # Whatever this process last wrote to the child is history now.
@@ -407,18 +407,23 @@ def register_parent_index(registry: kopf.OperatorRegistry) -> None:
     # Both async: kopf would run plain functions in its thread pool, a costly hop per event.
     @kopf.index(GROUP, VERSION, PLURAL, id="mcpserver_index", registry=registry)
     async def mcpserver_index(
-        *, body: kopf.Body, namespace: str | None, name: str, **_: Any
+        *, body: kopf.Body, namespace: str | None, name: str, memo: Any, **_: Any
     ) -> dict[tuple[str | None, str], dict[str, Any]]:
-        return {(namespace, name): cached_copy(body, API_VERSION, KIND)}
+        copy = cached_copy(body, API_VERSION, KIND)
+        # The periodic check keeps the very same copy: one per object, not two.
+        context = context_from(memo)
+        context.resync.track(KIND, copy, deleted=False, check=resync_one)
+        context.statuses.caught_up(copy["metadata"].get("uid", ""), copy)
+        return {(namespace, name): copy}
 
     @kopf.on.event(GROUP, VERSION, PLURAL, id="mcpserver-track", registry=registry)
     async def track(*, body: kopf.Body, type: str, memo: Any, **kwargs: Any) -> None:
-        # Feeds the one periodic resync loop; kopf timers would need a finalizer on every
-        # MCPServer and one task per object.
+        # Feeds the one periodic resync loop (the index above adds and refreshes objects);
+        # kopf timers would need a finalizer on every MCPServer and one task per object.
         context = context_from(memo)
         context.resync.capture_indices(kwargs)
-        snapshot = cached_copy(body, API_VERSION, KIND)
-        context.resync.track(KIND, snapshot, deleted=type == "DELETED", check=resync_one)
+        if type == "DELETED":
+            context.resync.forget(KIND, body.get("metadata", {}).get("uid", ""))
 
 
 def _namespace_terminating(error: KubeApiError) -> bool:

@@ -108,7 +108,20 @@ class StatusMemory:
     written: dict[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def remember(self, uid: str, written_object: Mapping[str, Any]) -> None:
-        self.written[uid] = written_object
+        # Only what freshest() reads: the whole object (managedFields and all) for every
+        # object would be megabytes for nothing.
+        self.written[uid] = {
+            "metadata": {
+                "resourceVersion": written_object.get("metadata", {}).get("resourceVersion")
+            },
+            "status": written_object.get("status"),
+        }
+
+    def caught_up(self, uid: str, body: Mapping[str, Any]) -> None:
+        """Forget our copy once the watch delivers the object at least as new as it."""
+        ours = self.written.get(uid)
+        if ours is not None and _version(body) >= _version(ours):
+            del self.written[uid]
 
     def freshest(self, uid: str, body: Mapping[str, Any]) -> dict[str, Any]:
         ours = self.written.get(uid)

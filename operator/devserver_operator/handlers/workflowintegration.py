@@ -16,8 +16,7 @@ import functools
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import kopf
 from pydantic import ValidationError
@@ -28,29 +27,14 @@ from devserver_operator.api.base import parse_duration
 from devserver_operator.api.conditions import now_utc, stalled
 from devserver_operator.api.workflowintegration import WorkflowIntegrationSpec
 from devserver_operator.builders.common import OWNER_KIND_LABEL, OWNER_NAME_LABEL, Owner
-from devserver_operator.builders.openhands import OpenHandsServer, build_openhands_config_map
-from devserver_operator.builders.workflowintegration import (
-    WiredServer,
-    select_mcp_servers,
-)
-from devserver_operator.integrations.n8n import (
-    N8nAuthError,
-    N8nClient,
-    N8nError,
-    RetryPolicy,
-)
-from devserver_operator.kube.children import apply_children, prune_children
-from devserver_operator.kube.errors import (
-    ForbiddenError,
-    InvalidError,
-    KubeApiError,
-    KubeUnavailableError,
-)
+from devserver_operator.builders.workflowintegration import WiredServer, select_mcp_servers
+from devserver_operator.integrations.n8n import N8nAuthError, N8nError
+from devserver_operator.kube.errors import KubeApiError, KubeUnavailableError
 
 from .context import OperatorContext, context_from
-from .events import post_event
-from .status import status_patch
+from .indexes import cached_copy
 from .validation import describe_validation_error
+from .workflowintegration_cleanup import clean_up
 from .workflowintegration_inputs import (
     MissingInputError,
     mcp_servers_in,
@@ -58,134 +42,26 @@ from .workflowintegration_inputs import (
     read_credential_secrets,
     read_workflow_sources,
 )
-from .workflowintegration_n8n import (
-    N8nSync,
-    SyncMemory,
-    SyncResult,
-    delete_everything,
-    timestamp,
+from .workflowintegration_n8n import N8nSync, SyncResult, n8n_client
+from .workflowintegration_openhands import OWNED_CONFIG_MAPS_INDEX, apply_openhands_config
+from .workflowintegration_state import (
+    API_VERSION,
+    KIND,
+    PLURAL,
+    IntegrationMemory,
+    StatusWriter,
+    WorkflowIntegrationState,
+    emit,
+    state_from,
 )
 from .workflowintegration_status import Problem, Summary, conditions_for
 
-KIND = "WorkflowIntegration"
-PLURAL = "workflowintegrations"
-API_VERSION = f"{GROUP}/{VERSION}"
 OWNER_KIND = KIND.lower()
 KUBE_RETRY_SECONDS = 15.0
-# Transient n8n failures: 5 s, 10 s, 20 s, 40 s, then every 60 s.
-N8N_RETRY_FIRST_SECONDS = 5.0
-N8N_RETRY_MAX_SECONDS = 60.0
-# A finalizer must not block a namespace forever when n8n is gone for good.
-CLEANUP_ATTEMPTS = 8
-OWNED_CONFIG_MAPS_INDEX = "wfi_owned_configmaps"
 INTEGRATIONS_INDEX = "wfi_by_namespace"
 MCPSERVER_INDEX = "mcpserver_index"  # registered by handlers.mcpserver
 
 logger = logging.getLogger(__name__)
-
-
-# ---------------------------------------------------------------------------- memory
-
-
-@dataclass
-class IntegrationMemory:
-    """What the operator remembers of one WorkflowIntegration between reconciles."""
-
-    sync: SyncMemory = field(default_factory=SyncMemory)
-    last_full_check: float | None = None
-    transient_failures: int = 0
-    api_key: str | None = None
-    """Last API key read, so the finalizer can clean up after the Secret is gone (a
-    namespace being deleted takes Secrets and this object at the same time). Memory only."""
-    written: dict[str, Any] | None = None
-    """The object as this process last wrote its status. Kept (unlike the shared status
-    memory) until a newer body arrives: triggers hand over bodies of different ages (kopf's
-    event, the namespace index, the resync loop's copy), and a status older than our own
-    last write would cost n8n requests, or worse, a duplicate."""
-
-    def freshest_status(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        if self.written is not None and _version(self.written) > _version(body):
-            return dict(self.written.get("status") or {})
-        return dict(body.get("status") or {})
-
-    def full_check_due(self, interval: float) -> bool:
-        return self.last_full_check is None or time.monotonic() - self.last_full_check >= interval
-
-    def retry_delay(self) -> float:
-        steps = max(self.transient_failures - 1, 0)
-        return float(min(N8N_RETRY_MAX_SECONDS, N8N_RETRY_FIRST_SECONDS * 2 ** min(steps, 10)))
-
-
-@dataclass
-class WorkflowIntegrationState:
-    """Per operator run (kept on kopf's memo, so several operators in one process, as in
-    the tests, never share it)."""
-
-    objects: dict[str, IntegrationMemory] = field(default_factory=dict)
-    tag_ids: dict[str, dict[str, str]] = field(default_factory=dict)
-    """n8n base URL -> tag name -> tag id."""
-
-    def memory_for(self, uid: str) -> IntegrationMemory:
-        return self.objects.setdefault(uid, IntegrationMemory())
-
-
-def _version(body: Mapping[str, Any]) -> int:
-    try:
-        return int((body.get("metadata") or {}).get("resourceVersion") or 0)
-    except ValueError:
-        return 0
-
-
-def state_from(memo: Any) -> WorkflowIntegrationState:
-    # Set on the operator's memo at startup: kopf hands every object a shallow copy of it, so
-    # an attribute set later on one object's copy would not be seen from another's.
-    state = memo.workflowintegrations
-    assert isinstance(state, WorkflowIntegrationState)
-    return state
-
-
-# ---------------------------------------------------------------------------- status writes
-
-
-class StatusWriter:
-    """Merge-patches the status, never with a no-op, and tells the operator's status memory
-    what it wrote (handlers may get a body that predates our own last write; a stale status
-    could cost a duplicate workflow)."""
-
-    def __init__(
-        self,
-        context: OperatorContext,
-        owner: Owner,
-        memory: IntegrationMemory,
-        body: Mapping[str, Any],
-    ) -> None:
-        self.context = context
-        self.owner = owner
-        self.memory = memory
-        self.status = memory.freshest_status(body)
-
-    async def fields(self, fields: Mapping[str, Any]) -> None:
-        patch = {key: value for key, value in fields.items() if self.status.get(key) != value}
-        await self._patch(patch)
-
-    async def final(self, desired: Any, generation: int | None, fields: Mapping[str, Any]) -> None:
-        patch = status_patch(
-            self.status, desired, generation=generation, now=now_utc(), fields=fields
-        )
-        await self._patch(patch)
-
-    async def _patch(self, patch: Mapping[str, Any]) -> None:
-        if not patch:
-            return
-        logger.debug(
-            "status of %s/%s: writing %s", self.owner.namespace, self.owner.name, sorted(patch)
-        )
-        written = await self.context.kube.patch_status(
-            API_VERSION, KIND, self.owner.name, self.owner.namespace, patch
-        )
-        self.context.statuses.remember(self.owner.uid, written)
-        self.memory.written = written
-        self.status = dict(written.get("status") or {**self.status, **patch})
 
 
 # ---------------------------------------------------------------------------- reconcile
@@ -231,7 +107,7 @@ async def _reconcile(
         problems: list[Problem] = []
         bodies = await mcp_servers_in(context.kube, owner.namespace, indexes.get(MCPSERVER_INDEX))
         servers = select_mcp_servers(spec.mcp_servers, bodies)
-        listed = await _apply_openhands(context, owner, spec, servers, indexes, problems)
+        listed = await apply_openhands_config(context, owner, spec, servers, indexes, problems)
         fields: dict[str, Any] = {
             "wiredServers": [
                 {
@@ -347,206 +223,6 @@ async def _sync_n8n(
     return result
 
 
-def n8n_client(spec: WorkflowIntegrationSpec, api_key: str) -> N8nClient:
-    assert spec.n8n is not None
-    timeout = parse_duration(spec.n8n.timeout)
-    # Few, quick retries inside one reconcile; longer outages are retried by kopf with backoff.
-    retry = RetryPolicy(max_attempts=3, initial_delay=0.5, max_delay=2.0, total_timeout=timeout)
-    return N8nClient(spec.n8n.url, api_key, retry=retry, timeout=timeout)
-
-
-async def _apply_openhands(
-    context: OperatorContext,
-    owner: Owner,
-    spec: WorkflowIntegrationSpec,
-    servers: list[WiredServer],
-    indexes: Mapping[str, Any],
-    problems: list[Problem],
-) -> int | None:
-    """Apply the OpenHands ConfigMap (and prune an old one); the number of servers listed."""
-    wanted: list[dict[str, Any]] = []
-    listed: list[OpenHandsServer] = []
-    if spec.open_hands is not None:
-        include_all = spec.open_hands.include_not_ready
-        listed = [
-            OpenHandsServer(s.name, s.url, s.transport)
-            for s in servers
-            if s.url and s.transport and (s.ready or include_all)
-        ]
-        wanted = [build_openhands_config_map(owner, spec.open_hands.config_map_name, listed)]
-    lookup = OwnedConfigMaps(indexes.get(OWNED_CONFIG_MAPS_INDEX), context)
-    try:
-        await apply_children(context.kube, wanted, lookup=lookup, observe=context.recent.remember)
-        await prune_children(
-            context.kube,
-            owner,
-            [("v1", "ConfigMap")],
-            wanted,
-            existing=lookup.owned_by(owner),
-            observe=context.recent.remember,
-        )
-    except (InvalidError, ForbiddenError) as error:
-        problems.append(
-            Problem(
-                "stalled",
-                "OpenHandsConfigRejected",
-                f"spec.openHands: the API server refused ConfigMap "
-                f"{spec.open_hands.config_map_name if spec.open_hands else ''}: {error.message}",
-            )
-        )
-        return None
-    return len(listed) if spec.open_hands is not None else None
-
-
-class OwnedConfigMaps:
-    """The watch cache of ConfigMaps this kind owns, corrected by this process's writes."""
-
-    def __init__(self, index: Mapping[Any, Any] | None, context: OperatorContext) -> None:
-        self.index = index
-        self.context = context
-
-    def __call__(
-        self, api_version: str, kind: str, namespace: str, name: str
-    ) -> Mapping[str, Any] | None:
-        cached: Mapping[str, Any] | None = None
-        if self.index is not None:
-            for body in self.index.get((namespace, name), []):
-                cached = dict(body)
-        _, found = self.context.recent.newer_than_cache(
-            (api_version, kind, namespace, name), cached
-        )
-        return found
-
-    def owned_by(self, owner: Owner) -> list[dict[str, Any]]:
-        if self.index is None:
-            return []
-        found: list[dict[str, Any]] = []
-        for (namespace, name), store in self.index.items():
-            if namespace != owner.namespace:
-                continue
-            live = self("v1", "ConfigMap", namespace, name)
-            if live is not None and any(
-                ref.get("uid") == owner.uid for ref in live["metadata"].get("ownerReferences", [])
-            ):
-                found.extend(
-                    {**dict(body), "apiVersion": "v1", "kind": "ConfigMap"} for body in store
-                )
-        return found
-
-
-def _event_body(body: Mapping[str, Any]) -> dict[str, Any]:
-    return {**dict(body), "apiVersion": API_VERSION, "kind": KIND}
-
-
-async def emit(
-    context: OperatorContext,
-    body: Mapping[str, Any],
-    type_: Literal["Normal", "Warning"],
-    reason: str,
-    message: str,
-) -> None:
-    """Post an Event on the WorkflowIntegration, from a kopf handler or from the resync loop.
-
-    kopf's poster only works inside the tasks kopf runs handlers in; the resync loop is not
-    one of them, so there the Event is created directly."""
-    try:
-        post_event(_event_body(body), type_, reason=reason, message=message)
-        return
-    except LookupError:
-        pass
-    metadata = body["metadata"]
-    now = timestamp(now_utc())
-    await context.kube.create(
-        {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {
-                "generateName": f"{metadata['name']}.",
-                "namespace": metadata["namespace"],
-            },
-            "involvedObject": {
-                "apiVersion": API_VERSION,
-                "kind": KIND,
-                "name": metadata["name"],
-                "namespace": metadata["namespace"],
-                "uid": metadata["uid"],
-            },
-            "type": type_,
-            "reason": reason,
-            "message": message[:1024],
-            "source": {"component": "devserver-operator"},
-            "reportingComponent": "devserver-operator",
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
-        }
-    )
-
-
-# ---------------------------------------------------------------------------- deletion
-
-
-async def clean_up(
-    body: Mapping[str, Any], context: OperatorContext, state: WorkflowIntegrationState, retry: int
-) -> None:
-    """The finalizer: with deletionPolicy Delete, remove from n8n what was created."""
-    metadata = body["metadata"]
-    owner = Owner(
-        kind=KIND, name=metadata["name"], namespace=metadata["namespace"], uid=metadata["uid"]
-    )
-    async with context.lock_for(owner.uid):
-        memory = state.memory_for(owner.uid)
-        status = memory.freshest_status(body)
-        try:
-            spec: WorkflowIntegrationSpec | None = WorkflowIntegrationSpec.model_validate(
-                body.get("spec") or {}
-            )
-        except ValidationError:
-            spec = None
-        if spec is None or spec.n8n is None or spec.deletion_policy == "Orphan":
-            if spec is not None and spec.n8n is not None:
-                post_event(
-                    _event_body(body),
-                    "Normal",
-                    reason="Orphaned",
-                    message="deletionPolicy Orphan: workflows and credentials stay in n8n",
-                )
-            return
-        try:
-            api_key = await read_api_key(context.kube, owner.namespace, spec)
-        except (MissingInputError, KubeApiError, KubeUnavailableError):
-            api_key = memory.api_key or ""
-        if not api_key:
-            post_event(
-                _event_body(body),
-                "Warning",
-                reason="CleanupAbandoned",
-                message="The n8n API key Secret is gone: workflows and credentials stay in n8n",
-            )
-            return
-        try:
-            async with n8n_client(spec, api_key) as client:
-                removed = await delete_everything(client, owner, spec, status)
-        except N8nError as error:
-            if retry + 1 >= CLEANUP_ATTEMPTS:
-                post_event(
-                    _event_body(body),
-                    "Warning",
-                    reason="CleanupAbandoned",
-                    message=f"Gave up removing workflows from n8n after {retry + 1} "
-                    f"attempts: {error.message}",
-                )
-                return
-            memory.transient_failures = retry + 1
-            raise kopf.TemporaryError(
-                f"removing workflows from n8n: {error}", delay=memory.retry_delay()
-            ) from error
-        if removed:
-            logger.info(
-                "removed from n8n for %s/%s: %s", owner.namespace, owner.name, ", ".join(removed)
-            )
-
-
 # ---------------------------------------------------------------------------- registration
 
 
@@ -562,7 +238,7 @@ def register(registry: kopf.OperatorRegistry, settings: Any) -> None:
     def by_namespace(
         *, body: kopf.Body, namespace: str | None, **_: Any
     ) -> dict[str | None, dict[str, Any]]:
-        return {namespace: _event_body(body)}
+        return {namespace: cached_copy(body, API_VERSION, KIND)}
 
     @kopf.index(
         "",
@@ -575,7 +251,7 @@ def register(registry: kopf.OperatorRegistry, settings: Any) -> None:
     def owned_config_maps(
         *, body: kopf.Body, namespace: str | None, name: str, **_: Any
     ) -> dict[tuple[str | None, str], dict[str, Any]]:
-        return {(namespace, name): {**dict(body), "apiVersion": "v1", "kind": "ConfigMap"}}
+        return {(namespace, name): cached_copy(body, "v1", "ConfigMap")}
 
     @kopf.on.resume(GROUP, VERSION, PLURAL, id="wfi-resume", registry=registry)
     @kopf.on.create(GROUP, VERSION, PLURAL, id="wfi-create", registry=registry)
@@ -584,12 +260,14 @@ def register(registry: kopf.OperatorRegistry, settings: Any) -> None:
         await reconcile(body, context_from(memo), state_from(memo), kwargs)
 
     @kopf.on.event(GROUP, VERSION, PLURAL, id="wfi-track", registry=registry)
-    def track(*, body: kopf.Body, type: str | None, memo: Any, **kwargs: Any) -> None:
-        # The periodic check (drift, Secret rotation, retries) is the shared resync loop.
+    async def track(*, body: kopf.Body, type: str | None, memo: Any, **kwargs: Any) -> None:
+        # The periodic check (drift, Secret rotation, retries) is the shared resync loop. Async:
+        # the loop starts from the first handler that tracks, in kopf's context.
         context = context_from(memo)
         context.resync.capture_indices(kwargs)
         check = functools.partial(resync_one, state=state_from(memo))
-        context.resync.track(KIND, _event_body(body), deleted=type == "DELETED", check=check)
+        snapshot = cached_copy(body, API_VERSION, KIND)
+        context.resync.track(KIND, snapshot, deleted=type == "DELETED", check=check)
 
     @kopf.on.delete(GROUP, VERSION, PLURAL, id="wfi-cleanup", registry=registry)
     async def on_delete(body: kopf.Body, memo: Any, retry: int, **_: Any) -> None:

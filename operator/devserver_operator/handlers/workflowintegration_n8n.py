@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from devserver_operator import metrics
+from devserver_operator.api.base import parse_duration
 from devserver_operator.api.workflowintegration import Workflow as WorkflowSpec
 from devserver_operator.api.workflowintegration import WorkflowIntegrationSpec
 from devserver_operator.builders.common import Owner, stable_hash
@@ -45,6 +46,7 @@ from devserver_operator.integrations.n8n import (
     N8nBadRequestError,
     N8nClient,
     N8nNotFoundError,
+    RetryPolicy,
     Workflow,
 )
 from devserver_operator.integrations.n8n_payloads import (
@@ -615,6 +617,14 @@ class N8nSync:
         self.events.append((type_, reason, message))
 
 
+def n8n_client(spec: WorkflowIntegrationSpec, api_key: str) -> N8nClient:
+    assert spec.n8n is not None
+    timeout = parse_duration(spec.n8n.timeout)
+    # Few, quick retries inside one reconcile; longer outages are retried by kopf with backoff.
+    retry = RetryPolicy(max_attempts=3, initial_delay=0.5, max_delay=2.0, total_timeout=timeout)
+    return N8nClient(spec.n8n.url, api_key, retry=retry, timeout=timeout)
+
+
 async def delete_workflow_copies(client: N8nClient, workflow_id: str | None, tag: str) -> None:
     """Delete a workflow by id and every copy that carries its tag, then the tag."""
     if workflow_id:
@@ -627,29 +637,6 @@ async def delete_workflow_copies(client: N8nClient, workflow_id: str | None, tag
         if found.name == tag:
             with contextlib.suppress(N8nNotFoundError):
                 await client.delete_tag(found.id)
-
-
-async def delete_everything(
-    client: N8nClient, owner: Owner, spec: WorkflowIntegrationSpec | None, status: Mapping[str, Any]
-) -> list[str]:
-    """Remove from n8n every workflow and credential this resource created (deletionPolicy
-    Delete); returns what was removed, for an Event."""
-    removed: list[str] = []
-    keys = {entry["name"]: entry for entry in status.get("workflows") or []}
-    for workflow in (spec.workflows or []) if spec is not None else []:
-        keys.setdefault(workflow.name, {"name": workflow.name})
-    for key, entry in keys.items():
-        await delete_workflow_copies(
-            client, entry.get("id"), entry.get("tag") or workflow_tag(owner, key)
-        )
-        removed.append(f"workflow {key}")
-    for entry in status.get("credentials") or []:
-        for credential_id in [entry.get("id"), *entry.get("retiredIds", [])]:
-            if credential_id:
-                with contextlib.suppress(N8nNotFoundError):
-                    await client.delete_credential(credential_id)
-        removed.append(f"credential {entry['name']}")
-    return removed
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""A small async client for the Kubernetes API on httpx.
+"""A small async client for the Kubernetes API (on aiohttp; see transport.py).
 
 kopf does the watching; this client does the writing. It knows the handful of kinds the
 operator touches (no discovery round trips), applies with server-side apply under one field
@@ -25,6 +25,7 @@ import httpx
 
 from .errors import KubeUnavailableError, NotFoundError, error_for
 from .resources import Resource, resource_for
+from .transport import AiohttpTransport, Answer, HttpxTransport, Transport, TransportError
 
 if importlib.util.find_spec("sniffio") is None:
     # httpcore tries `import sniffio` on every request; without sniffio installed (it is
@@ -170,26 +171,33 @@ class KubeClient:
         headers = {"Accept": "application/json", "User-Agent": field_manager}
         if credentials.token:
             headers["Authorization"] = f"Bearer {credentials.token}"
-        self._http = httpx.AsyncClient(
-            base_url=credentials.server,
-            headers=headers,
-            verify=_ssl_context(credentials),
-            # Waiting for a free connection is queueing, not a failure: no pool timeout.
-            timeout=httpx.Timeout(timeout, pool=None),
-            transport=transport,
-            # Few connections, all kept open. A connection closed after a burst costs a new TLS
-            # handshake with a client certificate (a fifth of the operator's CPU when 1000
-            # objects converged), and httpcore's pool bookkeeping grows with the square of
-            # the pool size (a quarter of the CPU with 50). Reconciles in flight are capped
-            # to match (handlers.context.RECONCILE_CONCURRENCY).
-            limits=httpx.Limits(
-                max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS
-            ),
-        )
+        # Few connections, all kept open: a connection closed after a burst costs a new TLS
+        # handshake with a client certificate (a fifth of the operator's CPU when 1000
+        # objects converged). Reconciles in flight are capped to match
+        # (handlers.context.RECONCILE_CONCURRENCY).
+        verify = _ssl_context(credentials)
+        self._transport: Transport
+        if transport is not None:
+            self._transport = HttpxTransport(
+                credentials.server,
+                verify=verify,
+                headers=headers,
+                timeout=timeout,
+                connections=MAX_CONNECTIONS,
+                transport=transport,
+            )
+        else:
+            self._transport = AiohttpTransport(
+                credentials.server,
+                verify=verify,
+                headers=headers,
+                timeout=timeout,
+                connections=MAX_CONNECTIONS,
+            )
         self.requests: Counter[str] = Counter()
 
     async def close(self) -> None:
-        await self._http.aclose()
+        await self._transport.close()
 
     async def __aenter__(self) -> KubeClient:
         return self
@@ -211,40 +219,37 @@ class KubeClient:
         content_type: str | None = None,
         counted_as: str | None = None,
     ) -> dict[str, Any]:
-        headers = {"Content-Type": content_type} if content_type else None
+        headers = {"Content-Type": content_type} if content_type else {}
         for attempt in range(1, self.retry.attempts + 1):
             self.requests[counted_as or method] += 1
             try:
-                response = await self._http.request(
-                    method, path, params=params, content=body, headers=headers
+                answer = await self._transport.send(
+                    method, path, params=params, body=body, headers=headers
                 )
-            except httpx.TransportError as error:
+            except TransportError as error:
                 # A refused connection never reached the server; any other failure may have.
-                sent = not isinstance(error, httpx.ConnectError | httpx.ConnectTimeout)
                 pause = (
                     None
-                    if sent and method not in _IDEMPOTENT_METHODS
+                    if error.sent and method not in _IDEMPOTENT_METHODS
                     else self.retry.delay(attempt, None)
                 )
                 if pause is None:
-                    raise KubeUnavailableError(
-                        f"{method} {path}: {type(error).__name__}"
-                    ) from error
+                    raise KubeUnavailableError(f"{method} {path}: {error}") from error
                 await asyncio.sleep(pause)
                 continue
-            if response.status_code < 400:
+            if answer.status < 400:
                 break
             pause = (
-                self.retry.delay(attempt, _retry_after(response))
-                if _worth_retrying(method, response.status_code)
+                self.retry.delay(attempt, _retry_after(answer.retry_after))
+                if _worth_retrying(method, answer.status)
                 else None
             )
             if pause is None:
-                raise _api_error(response)
+                raise _api_error(answer)
             await asyncio.sleep(pause)
-        if not response.content:
+        if not answer.content:
             return {}
-        result: dict[str, Any] = response.json()
+        result: dict[str, Any] = json.loads(answer.content)
         return result
 
     async def get(
@@ -395,8 +400,7 @@ def _worth_retrying(method: str, status: int) -> bool:
     return status in _RETRIED_STATUSES and method in _IDEMPOTENT_METHODS
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
+def _retry_after(value: str | None) -> float | None:
     if value is None:
         return None
     try:
@@ -405,14 +409,15 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None  # an HTTP date: rare from the API server; back off as usual
 
 
-def _api_error(response: httpx.Response) -> Exception:
+def _api_error(answer: Answer) -> Exception:
+    text = answer.content.decode("utf-8", errors="replace")
     try:
-        status = response.json()
-        reason = str(status.get("reason") or response.reason_phrase)
-        message = str(status.get("message") or response.text[:200])
-    except ValueError:
-        reason, message = response.reason_phrase, response.text[:200]
-    return error_for(response.status_code, reason, message)
+        status = json.loads(text)
+        reason = str(status.get("reason") or answer.reason)
+        message = str(status.get("message") or text[:200])
+    except (ValueError, AttributeError):
+        reason, message = answer.reason, text[:200]
+    return error_for(answer.status, reason, message)
 
 
 __all__ = ["FIELD_MANAGER", "NO_RETRY", "Credentials", "KubeClient", "Resource", "RetryPolicy"]
