@@ -89,9 +89,11 @@ def command_render(args: argparse.Namespace) -> int:
     settings = OperatorSettings()
     documents = []
     failed = False
-    for source, document in load_documents(Path(p) for p in args.filename):
+    loaded = list(load_documents(Path(p) for p in args.filename))
+    neighbours = [document for _, document in loaded]
+    for source, document in loaded:
         try:
-            rendered = render_document(source, document, settings)
+            rendered = render_document(source, document, settings, neighbours=neighbours)
         except RenderError as error:
             print(f"error: {error}", file=sys.stderr)
             failed = True

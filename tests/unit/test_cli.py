@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,11 @@ def test_render_examples_prints_children_and_names_kinds_without_builder(
     assert main(["render", "-f", str(EXAMPLES)]) == 0
     captured = capsys.readouterr()
     kinds = {d["kind"] for d in yaml.safe_load_all(captured.out) if d}
-    assert {"Deployment", "Service", "NetworkPolicy", "RoleBinding"} <= kinds
+    assert {"Deployment", "Service", "NetworkPolicy", "RoleBinding", "PrometheusRule"} <= kinds
+    config_map = next(d for d in yaml.safe_load_all(captured.out) if d and d["kind"] == "ConfigMap")
+    # The example selects github, everything and memory by name (and team: platform by label).
+    servers = json.loads(config_map["data"]["mcp.json"])["mcpServers"]
+    assert sorted(servers) == ["everything", "github", "memory"]
     assert "remote server: no workload" in captured.err
 
 
