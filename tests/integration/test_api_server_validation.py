@@ -54,6 +54,8 @@ async def test_rendered_children_pass_a_server_side_dry_run(
     for source, document in EXAMPLES:
         rendered = render_document(source, _in(namespace, document), settings)
         for child in rendered.children if rendered else []:
+            if child["apiVersion"].startswith("monitoring.coreos.com/"):
+                continue  # needs Prometheus Operator's CRD; tests/integration/test_alertrule.py
             await kube.apply(child, dry_run=True)
             count += 1
     assert count >= 10

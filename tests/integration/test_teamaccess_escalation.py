@@ -91,6 +91,19 @@ async def rights(kube: KubeClient, who: str, namespace: str) -> set[Permission]:
     return {p for p in results if p is not None}
 
 
+async def settled_rights(kube: KubeClient, who: str, namespace: str) -> set[Permission]:
+    """``rights`` once the API server's RBAC cache has caught up with bindings just created:
+    two answers in a row that agree (bounded)."""
+    previous = await rights(kube, who, namespace)
+    for _ in range(20):
+        await asyncio.sleep(0.5)
+        current = await rights(kube, who, namespace)
+        if current == previous:
+            return current
+        previous = current
+    return previous
+
+
 async def bindable(kube: KubeClient, who: str, namespace: str) -> set[str]:
     """The team roles ``who`` may bind in ``namespace`` (what Kubernetes asks before a
     RoleBinding, and what the admission policy asks before a TeamAccess)."""
@@ -99,6 +112,26 @@ async def bindable(kube: KubeClient, who: str, namespace: str) -> set[str]:
         for role in TEAM_ROLES
         if await may(kube, who, "bind", "clusterroles", group=RBAC, namespace=namespace, name=role)
     }
+
+
+async def _aggregation_settled(kube: KubeClient) -> None:
+    """Wait until the controller manager has aggregated the built-in `admin` role (from `edit`
+    and from ours). Measured earlier, a namespace admin's "rights before" would miss what
+    aggregation adds a moment later, and the matrix would report a gain that is not one."""
+
+    async def settled() -> bool:
+        role = await kube.get("rbac.authorization.k8s.io/v1", "ClusterRole", "admin", None)
+        resources = {
+            (group, resource)
+            for rule in (role or {}).get("rules") or []
+            for group in rule.get("apiGroups") or []
+            for resource in rule.get("resources") or []
+        }
+        return ("", "pods/exec") in resources and any(
+            group == "devserver.ecosphere.network" for group, _ in resources
+        )
+
+    await wait_for(settled, seconds=60, what="aggregation of the built-in admin ClusterRole")
 
 
 # -- requesters -----------------------------------------------------------------------------
@@ -343,6 +376,7 @@ async def test_matrix_nobody_ends_with_more_than_they_had_plus_what_they_could_b
     least_privileged_operator: RunningOperator, control_plane: Any, kube: KubeClient, namespace: str
 ) -> None:
     await _editor_role(kube, namespace)
+    await _aggregation_settled(kube)
     combinations = [(r, role) for r in REQUESTERS for role in ROLE_OF]
     at_once = asyncio.Semaphore(4)  # two shared cores; each combination runs ~150 reviews
 
@@ -353,7 +387,7 @@ async def test_matrix_nobody_ends_with_more_than_they_had_plus_what_they_could_b
     async def _one(requester_kind: str, role: str) -> tuple[str, str, str]:
         who = f"m-{requester_kind}-{role}".replace("+", "-")
         await REQUESTERS[requester_kind](kube, namespace, who)
-        before = await rights(kube, who, namespace)
+        before = await settled_rights(kube, who, namespace)
         may_bind = await bindable(kube, who, namespace)
         async with client_as(control_plane, who) as requester:
             outcome = await attempt(requester, teamaccess(who, namespace, role, [user(who)]))
