@@ -126,10 +126,20 @@ def http_client(kubeconfig: Path) -> httpx.AsyncClient:
 
 
 def start_operator_process(
-    kubeconfig: Path, log_path: Path, *, extra_args: list[str] | None = None, **env: str
+    kubeconfig: Path,
+    log_path: Path,
+    *,
+    extra_args: list[str] | None = None,
+    venv: Path | None = None,
+    **env: str,
 ) -> subprocess.Popen[bytes]:
-    """``devserver-operator run`` as users run it: its RSS is the operator's alone."""
-    executable = Path(sys.executable).parent / "devserver-operator"
+    """``devserver-operator run`` as users run it: its RSS is the operator's alone.
+
+    ``venv``: run the one installed there, e.g. a venv with only the runtime dependencies
+    (``UV_PROJECT_ENVIRONMENT=DIR uv sync --frozen --no-dev``), as in the container image:
+    kopf imports optional libraries it finds (pykube-ng from the test tools), which the
+    image does not have."""
+    executable = (venv / "bin" if venv else Path(sys.executable).parent) / "devserver-operator"
     environment = {
         **os.environ,
         "KUBECONFIG": str(kubeconfig),

@@ -1,6 +1,6 @@
 """N MCPServers converging from a cold operator start, on the local control plane.
 
-    .venv/bin/python bench/converge.py [--sizes 1 100 1000] [--resync 15]
+    .venv/bin/python bench/converge.py [--sizes 1 100 1000] [--resync 15] [--operator-venv DIR]
 
 For each N, on a fresh control plane: N workload MCPServers (3 children each: Deployment,
 Service, NetworkPolicy; verification off, since no pod runs here) are created while no
@@ -178,6 +178,7 @@ async def converge(
     resync: float,
     work: Path,
     control_plane_pids: list[int],
+    venv: Path | None,
 ) -> Result:
     async with KubeClient(
         Credentials.from_kubeconfig(str(kubeconfig)), field_manager="bench"
@@ -191,6 +192,7 @@ async def converge(
             work / f"operator-{size}.log",
             resync_interval=str(resync),
             log_level="WARNING",
+            venv=venv,
         )
         try:
             deadline = time.monotonic() + CONVERGE_TIMEOUT_SECONDS
@@ -289,6 +291,11 @@ def main() -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 100, 1000])
     parser.add_argument("--resync", type=float, default=15.0, help="resync interval, seconds")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
+    parser.add_argument(
+        "--operator-venv",
+        type=Path,
+        help="run the operator from this venv (runtime dependencies only, as in the image)",
+    )
     args = parser.parse_args()
     print(f"machine: {machine()}")
     results = []
@@ -309,6 +316,7 @@ def main() -> int:
                         args.resync,
                         Path(scratch),
                         list(cluster.pids.values()),
+                        args.operator_venv,
                     )
                 )
             report(result)

@@ -231,6 +231,9 @@ def restart_apiserver(local: LocalControlPlane, *, downtime: float) -> None:
     """Stop kube-apiserver, wait ``downtime`` seconds, start it again with the same arguments
     (same port, same etcd: every object survives), and wait until it is ready.
 
+    Call it from the main thread: the kernel kills a child when the thread that started it
+    ends (PR_SET_PDEATHSIG, see ManagedProcess), and an executor thread ends with its loop.
+
     LocalControlPlane can restart only its controller manager; this does the same for the
     API server from outside (its process list is private), until it offers it itself."""
     processes: list[ManagedProcess] = local._processes  # private: see above

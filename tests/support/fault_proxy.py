@@ -235,8 +235,13 @@ class FaultProxy:
                 server.close()
                 with self._lock:
                     streams = list(self._streams)
-                for stream in streams:
+                for stream in streams:  # end open watches, so their handlers return
                     stream.writer.transport.abort()
+                    await stream.response.aclose()
+                for _ in range(50):  # bounded: 5 s for the handlers to finish
+                    if not self._streams:
+                        break
+                    await asyncio.sleep(0.1)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(server.wait_closed(), 5)
 
@@ -358,7 +363,9 @@ class FaultProxy:
             await _write_head(
                 writer, response.status_code, [*head, ("transfer-encoding", "chunked")]
             )
-            with contextlib.suppress(httpx.HTTPError):
+            # Cut, stalled or stopped: the upstream response is closed under our feet, which
+            # httpx reports in more ways than HTTPError (StreamClosed is a RuntimeError).
+            with contextlib.suppress(httpx.HTTPError, RuntimeError, OSError):
                 async for chunk in response.aiter_raw():
                     if stream.stalled:
                         break

@@ -260,8 +260,9 @@ class MCPServerSpec(ApiModel):
                     "message": REMOTE_NO_WORKLOAD_MESSAGE,
                 },
                 {
-                    "rule": "!has(self.autoscaling) || "
-                    "self.autoscaling.maxReplicas >= self.autoscaling.minReplicas",
+                    # minReplicas may be left out (it defaults to 1): CEL has no defaults.
+                    "rule": "!has(self.autoscaling) || self.autoscaling.maxReplicas >= "
+                    "(has(self.autoscaling.minReplicas) ? self.autoscaling.minReplicas : 1)",
                     "message": AUTOSCALING_RANGE_MESSAGE,
                 },
                 {

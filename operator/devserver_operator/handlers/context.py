@@ -23,7 +23,7 @@ class VerificationMemory:
 
 
 ChildKey = tuple[str, str, str, str]  # apiVersion, kind, namespace, name
-RECONCILE_CONCURRENCY = 16  # as many as the API client has connections
+RECONCILE_CONCURRENCY = 8  # as many as the API client has connections
 
 
 @dataclass

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from devserver_operator import metrics
 from devserver_operator.api import GROUP, VERSION
-from devserver_operator.api.conditions import find, now_utc, stalled
+from devserver_operator.api.conditions import find, now_utc, reconciling, stalled
 from devserver_operator.api.mcpserver import MCPServerSpec
 from devserver_operator.builders.common import OWNER_KIND_LABEL, OWNER_NAME_LABEL, Owner
 from devserver_operator.builders.mcpserver import (
@@ -74,7 +74,62 @@ async def reconcile(
     # The lock first: waiting for a slot must not let a second reconcile of the same object
     # sneak in between.
     async with context.lock_for(body["metadata"]["uid"]), context.reconcile_slots:
-        return await _reconcile(body, context, lookup, verify=verify)
+        try:
+            return await _reconcile(body, context, lookup, verify=verify)
+        except kopf.TemporaryError:
+            raise
+        except Exception as error:
+            # A bug that some spec triggers must not turn into a silent retry loop without a
+            # status: the object says it is stuck, the log has the traceback.
+            logger.exception("reconciling MCPServer %s failed", _name_of(body))
+            await _report_internal_error(context, body, error)
+            return []
+
+
+class SpecError(Exception):
+    """The spec cannot be acted on; the message names the field."""
+
+
+def _parse_spec(body: Mapping[str, Any]) -> MCPServerSpec:
+    try:
+        spec = MCPServerSpec.model_validate(body.get("spec") or {})
+    except ValidationError as error:
+        raise SpecError(describe_validation_error(error)) from error
+    if spec.verification_settings.enabled and spec.verification_timeout_seconds <= 0:
+        # The schema lets "0s" through; a handshake without time can only fail.
+        raise SpecError(
+            "spec.verification.timeout must be longer than 0s, "
+            f"not {spec.verification_settings.timeout!r}"
+        )
+    return spec
+
+
+def _name_of(body: Mapping[str, Any]) -> str:
+    metadata = body.get("metadata", {})
+    return f"{metadata.get('namespace')}/{metadata.get('name')}"
+
+
+async def _report_internal_error(
+    context: OperatorContext, body: Mapping[str, Any], error: Exception
+) -> None:
+    metrics.RECONCILE_ERRORS.labels(KIND, "InternalError").inc()
+    metadata = body["metadata"]
+    owner = Owner(
+        kind=KIND, name=metadata["name"], namespace=metadata["namespace"], uid=metadata["uid"]
+    )
+    # Only the type: an exception's text may quote values from referenced Secrets.
+    message = (
+        f"The operator failed on this spec ({type(error).__name__}); its log has the details. "
+        "Change the spec or report the problem."
+    )
+    with contextlib.suppress(KubeUnavailableError, KubeApiError):
+        await _write_status(
+            context,
+            owner,
+            status=context.statuses.freshest(metadata["uid"], body),
+            desired=stalled("InternalError", message),
+            generation=metadata.get("generation"),
+        )
 
 
 async def _reconcile(
@@ -94,14 +149,14 @@ async def _reconcile(
     result = "ok"
     try:
         try:
-            spec = MCPServerSpec.model_validate(body.get("spec") or {})
-        except ValidationError as error:
+            spec = _parse_spec(body)
+        except SpecError as error:
             result = "InvalidSpec"
             await _write_status(
                 context,
                 owner,
                 status=status,
-                desired=stalled("InvalidSpec", describe_validation_error(error)),
+                desired=stalled("InvalidSpec", str(error)),
                 generation=generation,
             )
             return []
@@ -195,11 +250,38 @@ async def _reconcile(
         return applied.applied
     except (KubeUnavailableError, KubeApiError) as error:
         result = "ApiError"
-        metrics.RECONCILE_ERRORS.labels(KIND, "ApiError").inc()
+        await _report_api_error(context, owner, status, generation, error)
         raise kopf.TemporaryError(f"Kubernetes API: {error}", delay=RETRY_DELAY_SECONDS) from error
     finally:
         metrics.RECONCILE_TOTAL.labels(KIND, result).inc()
         metrics.RECONCILE_DURATION.labels(KIND).observe(time.monotonic() - started)
+
+
+async def _report_api_error(
+    context: OperatorContext,
+    owner: Owner,
+    status: Mapping[str, Any],
+    generation: int | None,
+    error: Exception,
+) -> None:
+    """Say in status why a new generation is not reconciled yet, while it is retried.
+
+    Only when this generation has no outcome yet: a Ready server does not turn unready for
+    a passing API hiccup (the client already retried it for a second or so)."""
+    metrics.RECONCILE_ERRORS.labels(KIND, "ApiError").inc()
+    if status.get("observedGeneration") == generation and find(
+        existing_conditions(status), "Ready"
+    ):
+        return
+    message = f"The Kubernetes API failed a request; retrying: {error}"
+    with contextlib.suppress(KubeUnavailableError, KubeApiError):  # it may be down entirely
+        await _write_status(
+            context,
+            owner,
+            status=status,
+            desired=reconciling("ApiError", message, ready_status="False"),
+            generation=generation,
+        )
 
 
 async def _verification(
@@ -413,7 +495,6 @@ def register_parent_index(registry: kopf.OperatorRegistry) -> None:
         # The periodic check keeps the very same copy: one per object, not two.
         context = context_from(memo)
         context.resync.track(KIND, copy, deleted=False, check=resync_one)
-        context.statuses.caught_up(copy["metadata"].get("uid", ""), copy)
         return {(namespace, name): copy}
 
     @kopf.on.event(GROUP, VERSION, PLURAL, id="mcpserver-track", registry=registry)

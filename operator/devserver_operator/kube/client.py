@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from .errors import KubeUnavailableError, NotFoundError, error_for
+from .errors import InvalidError, KubeUnavailableError, NotFoundError, error_for
 from .resources import Resource, resource_for
 from .transport import AiohttpTransport, Answer, HttpxTransport, Transport, TransportError
 
@@ -36,7 +36,7 @@ if importlib.util.find_spec("sniffio") is None:
 FIELD_MANAGER = "devserver-operator"
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
 MERGE_PATCH_CONTENT_TYPE = "application/merge-patch+json"
-MAX_CONNECTIONS = 16
+MAX_CONNECTIONS = 8
 
 
 @dataclass(frozen=True)
@@ -239,13 +239,14 @@ class KubeClient:
                 continue
             if answer.status < 400:
                 break
+            refusal = _api_error(answer)
             pause = (
                 self.retry.delay(attempt, _retry_after(answer.retry_after))
-                if _worth_retrying(method, answer.status)
+                if _worth_retrying(method, answer.status) and not isinstance(refusal, InvalidError)
                 else None
             )
             if pause is None:
-                raise _api_error(answer)
+                raise refusal
             await asyncio.sleep(pause)
         if not answer.content:
             return {}
@@ -289,7 +290,9 @@ class KubeClient:
             "PATCH",
             resource.item(metadata["name"], metadata.get("namespace")),
             params=params,
-            body=json.dumps(manifest).encode(),
+            # Raw UTF-8, not \u escapes: the server reads apply bodies as YAML, and YAML
+            # refuses the surrogate-pair escapes JSON uses for characters beyond U+FFFF.
+            body=json.dumps(manifest, ensure_ascii=False).encode("utf-8"),
             content_type=APPLY_CONTENT_TYPE,
             counted_as="DRYRUN" if dry_run else "APPLY",
         )

@@ -38,7 +38,15 @@ class KubeUnavailableError(Exception):
     """The API server could not be reached at all."""
 
 
+# A server-side apply of an object the server cannot convert (a malformed quantity) or
+# merge (duplicate keys in a list-map) comes back as 500, although nothing about it is
+# transient: retrying can only fail the same way.
+_UNAPPLICABLE = ("unable to convert unstructured object", "failed to create typed patch object")
+
+
 def error_for(status: int, reason: str, message: str) -> KubeApiError:
+    if status == 500 and any(marker in message for marker in _UNAPPLICABLE):
+        return InvalidError(status, reason, message)
     kinds: dict[int, type[KubeApiError]] = {
         403: ForbiddenError,
         404: NotFoundError,

@@ -72,9 +72,7 @@ class AiohttpTransport:
 
     def _session_now(self) -> aiohttp.ClientSession:
         if self._session is None:
-            connector = aiohttp.TCPConnector(
-                ssl=self._verify, limit=self._connections, keepalive_timeout=60
-            )
+            connector = aiohttp.TCPConnector(ssl=self._verify, limit=self._connections)
             self._session = aiohttp.ClientSession(
                 connector=connector, headers=self._headers, timeout=self._timeout
             )

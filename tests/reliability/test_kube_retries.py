@@ -1,0 +1,135 @@
+"""The API client's own retries: quick and bounded, never faster than the server asks, and
+only where sending a request twice cannot do anything twice. No server needed: an httpx
+mock transport answers (KubeClient takes an httpx transport for exactly such uses)."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from devserver_operator.kube.client import Credentials, KubeClient, RetryPolicy
+from devserver_operator.kube.errors import (
+    ConflictError,
+    InvalidError,
+    KubeApiError,
+    KubeUnavailableError,
+)
+
+CONFIG_MAP = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "n"}}
+FAST = RetryPolicy(attempts=4, first_delay=0.01, max_delay=2.0)
+
+
+def _client(answers: Callable[[httpx.Request], httpx.Response], seen: list[float]) -> KubeClient:
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(time.monotonic())
+        return answers(request)
+
+    return KubeClient(
+        Credentials(server="https://kube.invalid"),
+        transport=httpx.MockTransport(handler),
+        retry=FAST,
+    )
+
+
+def _answers(
+    *statuses: int, headers: dict[str, str] | None = None
+) -> Callable[..., httpx.Response]:
+    queue = list(statuses)
+
+    def answer(_: httpx.Request) -> httpx.Response:
+        status = queue.pop(0) if len(queue) > 1 else queue[0]
+        body = {"kind": "Status", "reason": "Injected", "message": f"status {status}"}
+        return httpx.Response(status, json=body if status >= 400 else CONFIG_MAP, headers=headers)
+
+    return answer
+
+
+async def test_throttling_is_retried_no_sooner_than_retry_after() -> None:
+    seen: list[float] = []
+    async with _client(_answers(429, 429, 200, headers={"Retry-After": "1"}), seen) as kube:
+        await kube.apply(CONFIG_MAP)
+    assert len(seen) == 3
+    assert all(b - a >= 0.95 for a, b in itertools.pairwise(seen))
+
+
+async def test_a_retry_after_longer_than_the_policy_allows_is_not_waited_for() -> None:
+    seen: list[float] = []
+    async with _client(_answers(429, headers={"Retry-After": "60"}), seen) as kube:
+        with pytest.raises(KubeApiError):
+            await kube.apply(CONFIG_MAP)
+    assert len(seen) == 1
+
+
+async def test_server_errors_and_lost_races_of_idempotent_writes_are_retried() -> None:
+    seen: list[float] = []
+    async with _client(_answers(500, 503, 409, 200), seen) as kube:
+        await kube.apply(CONFIG_MAP)
+    assert len(seen) == 4
+
+
+async def test_retries_stop_after_the_policy_s_attempts() -> None:
+    seen: list[float] = []
+    async with _client(_answers(500), seen) as kube:
+        with pytest.raises(KubeApiError):
+            await kube.apply(CONFIG_MAP)
+    assert len(seen) == FAST.attempts
+
+
+async def test_a_create_is_not_sent_twice_after_a_server_error() -> None:
+    seen: list[float] = []
+    async with _client(_answers(500, 201), seen) as kube:
+        with pytest.raises(KubeApiError):
+            await kube.create(CONFIG_MAP)
+    assert len(seen) == 1
+
+
+async def test_already_exists_is_an_answer_not_a_race() -> None:
+    seen: list[float] = []
+    async with _client(_answers(409), seen) as kube:
+        with pytest.raises(ConflictError):
+            await kube.create(CONFIG_MAP)
+    assert len(seen) == 1
+
+
+async def test_an_object_the_server_cannot_apply_is_invalid_at_once() -> None:
+    def answer(_: httpx.Request) -> httpx.Response:
+        message = (
+            "failed to create typed patch object (n/c; apps/v1, Kind=Deployment): "
+            ".spec.template.spec.topologySpreadConstraints: duplicate entries for key"
+        )
+        return httpx.Response(500, json={"kind": "Status", "message": message})
+
+    seen: list[float] = []
+    async with _client(answer, seen) as kube:
+        with pytest.raises(InvalidError):
+            await kube.apply(CONFIG_MAP)
+    assert len(seen) == 1
+
+
+async def test_a_refused_connection_is_retried_even_for_a_create() -> None:
+    seen: list[float] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if len(seen) < 3:
+            raise httpx.ConnectError("refused", request=request)
+        return httpx.Response(201, json=CONFIG_MAP)
+
+    async with _client(answer, seen) as kube:
+        await kube.create(CONFIG_MAP)
+    assert len(seen) == 3
+
+
+async def test_a_create_whose_answer_was_lost_is_not_sent_again() -> None:
+    seen: list[float] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadError("connection reset", request=request)
+
+    async with _client(answer, seen) as kube:
+        with pytest.raises(KubeUnavailableError):
+            await kube.create(CONFIG_MAP)
+    assert len(seen) == 1
