@@ -11,6 +11,7 @@ from typing import Any
 from devserver_operator.kube.client import KubeClient
 from devserver_operator.settings import OperatorSettings
 
+from .backoff import FailureBackoff
 from .resync import Resync, StatusMemory
 
 
@@ -110,6 +111,7 @@ class OperatorContext:
     recent: RecentWrites = field(default_factory=RecentWrites)
     statuses: StatusMemory = field(default_factory=StatusMemory)
     resync: Resync = field(default_factory=Resync)
+    api_backoff: FailureBackoff = field(default_factory=FailureBackoff)
     reconcile_slots: asyncio.Semaphore = field(
         default_factory=lambda: asyncio.Semaphore(RECONCILE_CONCURRENCY)
     )
@@ -126,3 +128,4 @@ class OperatorContext:
         self.locks.pop(uid, None)
         self.verification.pop(uid, None)
         self.statuses.forget(uid)
+        self.api_backoff.forget(uid)

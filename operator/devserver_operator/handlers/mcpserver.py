@@ -56,7 +56,6 @@ from .validation import describe_validation_error
 KIND = "MCPServer"
 PLURAL = "mcpservers"
 API_VERSION = f"{GROUP}/{VERSION}"
-RETRY_DELAY_SECONDS = 15.0
 MAX_VERIFY_BACKOFF_SECONDS = 600.0
 
 logger = logging.getLogger(__name__)
@@ -75,7 +74,7 @@ async def reconcile(
     # sneak in between.
     async with context.lock_for(body["metadata"]["uid"]), context.reconcile_slots:
         try:
-            return await _reconcile(body, context, lookup, verify=verify)
+            written = await _reconcile(body, context, lookup, verify=verify)
         except kopf.TemporaryError:
             raise
         except Exception as error:
@@ -84,6 +83,8 @@ async def reconcile(
             logger.exception("reconciling MCPServer %s failed", _name_of(body))
             await _report_internal_error(context, body, error)
             return []
+        context.api_backoff.succeeded(body["metadata"]["uid"])
+        return written
 
 
 class SpecError(Exception):
@@ -251,7 +252,9 @@ async def _reconcile(
     except (KubeUnavailableError, KubeApiError) as error:
         result = "ApiError"
         await _report_api_error(context, owner, status, generation, error)
-        raise kopf.TemporaryError(f"Kubernetes API: {error}", delay=RETRY_DELAY_SECONDS) from error
+        raise kopf.TemporaryError(
+            f"Kubernetes API: {error}", delay=context.api_backoff.failed(owner.uid)
+        ) from error
     finally:
         metrics.RECONCILE_TOTAL.labels(KIND, result).inc()
         metrics.RECONCILE_DURATION.labels(KIND).observe(time.monotonic() - started)
@@ -480,8 +483,9 @@ def _cache_key(body: Mapping[str, Any], namespace: str) -> tuple[str, str, str, 
 
 async def resync_one(body: Mapping[str, Any], context: OperatorContext) -> None:
     """The periodic check of one MCPServer (drift, Secret rotation, re-verification)."""
-    if body.get("metadata", {}).get("deletionTimestamp"):
-        return
+    metadata = body.get("metadata", {})
+    if metadata.get("deletionTimestamp") or context.api_backoff.waiting(metadata.get("uid", "")):
+        return  # failed lately: tried again once its backoff has passed (kopf or this loop)
     await reconcile(body, context, ChildLookup(context.resync.indices, context.recent))
 
 

@@ -68,7 +68,6 @@ PLURAL = "teamaccesses"
 API_VERSION = f"{GROUP}/{VERSION}"
 ROLE_BINDING = "RoleBinding"
 EXPIRED = "Expired"
-RETRY_DELAY_SECONDS = 15.0
 EXPIRY_SLACK_SECONDS = 0.05
 """The alarm rings this much after expiresAt, so the reconcile it starts sees the access ended."""
 BINDING_INDEX = "teamaccess_bindings"
@@ -149,6 +148,7 @@ async def _reconcile(
     result = "ok"
     try:
         result, written = await _follow_spec(context, cache, owner, body, status, generation)
+        context.api_backoff.succeeded(owner.uid)
         return written
     except (InvalidError, ForbiddenError) as error:
         if _namespace_terminating(error):
@@ -166,7 +166,8 @@ async def _reconcile(
     except (KubeUnavailableError, KubeApiError) as error:
         result = "ApiError"
         metrics.RECONCILE_ERRORS.labels(KIND, "ApiError").inc()
-        raise kopf.TemporaryError(f"Kubernetes API: {error}", delay=RETRY_DELAY_SECONDS) from error
+        delay = context.api_backoff.failed(owner.uid)
+        raise kopf.TemporaryError(f"Kubernetes API: {error}", delay=delay) from error
     finally:
         metrics.RECONCILE_TOTAL.labels(KIND, result).inc()
         metrics.RECONCILE_DURATION.labels(KIND).observe(time.monotonic() - started)
@@ -522,8 +523,9 @@ def _snapshot(body: Mapping[str, Any]) -> dict[str, Any]:
 
 async def resync_one(body: Mapping[str, Any], context: OperatorContext) -> None:
     """The periodic check of one TeamAccess (drift, and expiry should the alarm be missed)."""
-    if body.get("metadata", {}).get("deletionTimestamp"):
-        return
+    metadata = body.get("metadata", {})
+    if metadata.get("deletionTimestamp") or context.api_backoff.waiting(metadata.get("uid", "")):
+        return  # failed lately: tried again once its backoff has passed (kopf or this loop)
     await reconcile(body, context, BindingCache(context.resync.indices, context.recent))
 
 
