@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import threading
 
 import kopf
 
+from devserver_operator.leadership import watching_the_lead
 from devserver_operator.settings import OperatorSettings
 
 logger = logging.getLogger(__name__)
+
+FLAG_POLL_SECONDS = 0.5
+RESTART_DELAY_SECONDS = 1.0
 
 
 def configure_logging(settings: OperatorSettings) -> None:
@@ -27,7 +32,50 @@ async def operate(
     stop_flag: asyncio.Event | threading.Event | None = None,
     ready_flag: asyncio.Event | threading.Event | None = None,
 ) -> None:
-    """Run the operator until ``stop_flag`` is set (or forever)."""
+    """Run the operator until ``stop_flag`` is set (or forever).
+
+    Under peering, a replica that loses the lead starts again as a fresh standby (see
+    ``leadership``) instead of keeping its caches and background work while paused."""
+    if settings.peering is None:
+        await _operate_once(settings, stop_flag=stop_flag, ready_flag=ready_flag)
+        return
+    for run in itertools.count(1):
+        with watching_the_lead() as lead:
+            stopping = asyncio.Event()
+            forwarders = [asyncio.create_task(_set_when(lead.lost, stopping))]
+            if stop_flag is not None:
+                forwarders.append(asyncio.create_task(_set_when(stop_flag, stopping)))
+            try:
+                await _operate_once(settings, stop_flag=stopping, ready_flag=ready_flag)
+            finally:
+                for forwarder in forwarders:
+                    forwarder.cancel()
+        if not lead.lost.is_set() or (stop_flag is not None and stop_flag.is_set()):
+            return
+        await asyncio.sleep(RESTART_DELAY_SECONDS)  # never a hot loop, even if the lead flaps
+        logger.warning(
+            "another replica leads peering %r now: starting again as a standby (run %d)",
+            settings.peering,
+            run + 1,
+        )
+
+
+async def _set_when(flag: asyncio.Event | threading.Event, target: asyncio.Event) -> None:
+    if isinstance(flag, asyncio.Event):
+        await flag.wait()
+    else:
+        # Waits in a worker thread, in slices: a cancelled forwarder frees its thread soon.
+        while not await asyncio.to_thread(flag.wait, FLAG_POLL_SECONDS):
+            continue
+    target.set()
+
+
+async def _operate_once(
+    settings: OperatorSettings,
+    *,
+    stop_flag: asyncio.Event | threading.Event | None,
+    ready_flag: asyncio.Event | threading.Event | None,
+) -> None:
     from devserver_operator.handlers import build_registry
 
     liveness = f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 from typing import Any
 
 import kopf
 
 from devserver_operator.builders.common import ANNOTATION_PREFIX
 from devserver_operator.kube.client import Credentials, KubeClient
+from devserver_operator.leadership import start_priority
 from devserver_operator.settings import OperatorSettings
 
 from .context import OperatorContext
@@ -53,10 +53,9 @@ def configure_kopf(settings: kopf.OperatorSettings, operator: OperatorSettings) 
         settings.peering.mandatory = True
         settings.peering.clusterwide = not operator.namespaces
         settings.peering.lifetime = operator.peering_lifetime
-        # kopf pauses every operator that sees a peer of the same priority, so replicas of
-        # equal priority would all stand still. A random priority per process makes exactly
-        # one (the highest) active; the others take over when its keep-alives stop.
-        settings.peering.priority = secrets.randbelow(2**31 - 1) + 1
+        # Distinct per replica (kopf pauses all replicas that see a peer of equal priority),
+        # highest for the oldest: see leadership.start_priority.
+        settings.peering.priority = start_priority()
 
 
 async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:

@@ -1,0 +1,73 @@
+"""Which replica leads under kopf peering, and what a replica does when it loses the lead.
+
+kopf pauses an operator when a peer of higher priority appears and resumes it when no such
+peer is alive. It offers no hook for either, but logs each decision; ``LeadWatch`` reads those
+records, so it follows kopf's own verdict instead of re-deriving it from the peering object.
+
+A replica that led and then got paused must not simply wait: its resync loop, TeamAccess
+expiry alarms and in-memory write memories would outlive the pause, and kopf fills its index
+caches before the first handler only once per process, so after a later resume handlers would
+compare against caches that are not listed yet and write again what is already right. Like a
+controller-runtime manager that loses its lease, it stops (``lost`` is set) and the runner
+starts it again as a fresh standby.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Iterator
+
+PEERING_LOGGER = "kopf._core.engines.peering"
+# kopf's messages for its pause and resume decisions (kopf/_core/engines/peering.py).
+RESUMING = "Resuming operations"
+PAUSING = "Pausing"
+
+# Priorities are negative on purpose: kopf's own tools (`kopf freeze`, `kopf run --dev`) use
+# priorities of 0 and above to pause deployed operators, and that keeps working.
+# The older replica has the higher priority, so a replica that starts next to a working one
+# stays a standby (no handover on every rolling update) and only takes over when the leader
+# goes away. The random digits break ties of replicas started in the same millisecond: kopf
+# pauses every replica that sees a peer of equal priority.
+TIE_BREAKER = 1000
+
+
+def start_priority(now_ms: int | None = None) -> int:
+    started = int(time.time() * 1000) if now_ms is None else now_ms
+    return -(started * TIE_BREAKER + secrets.randbelow(TIE_BREAKER))
+
+
+class LeadWatch(logging.Handler):
+    """Follows kopf's pause and resume decisions for one run of the operator."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.INFO)
+        self.leading = False
+        self.lost = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith(RESUMING):
+            self.leading = True
+        elif message.startswith(PAUSING) and self.leading:
+            self.leading = False
+            self.lost.set()
+
+
+@contextlib.contextmanager
+def watching_the_lead() -> Iterator[LeadWatch]:
+    watch = LeadWatch()
+    peering_logger = logging.getLogger(PEERING_LOGGER)
+    previous_level = peering_logger.level
+    # The decisions are logged at INFO; below that level kopf would not even create the record.
+    if peering_logger.getEffectiveLevel() > logging.INFO:
+        peering_logger.setLevel(logging.INFO)
+    peering_logger.addHandler(watch)
+    try:
+        yield watch
+    finally:
+        peering_logger.removeHandler(watch)
+        peering_logger.setLevel(previous_level)
