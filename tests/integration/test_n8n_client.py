@@ -459,8 +459,12 @@ async def test_credentials_create_schema_delete(
     with pytest.raises(N8nNotFoundError):
         await client.get_credential_schema("noSuchCredentialType")
 
+    # The only way n8n's public API lists credentials: its audit of unused ones.
+    assert (cred.id, cred.name) in await client.unused_credentials()
+
     deleted = await client.delete_credential(cred.id)
     assert deleted.id == cred.id
+    assert cred.id not in {id_ for id_, _ in await client.unused_credentials()}
     with pytest.raises(N8nNotFoundError):
         await client.delete_credential(cred.id)
     assert SECRET_VALUE not in caplog.text

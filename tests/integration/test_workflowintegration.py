@@ -1073,3 +1073,61 @@ async def test_an_operator_restart_mid_sync_leaves_exactly_one_copy_of_each_work
             return all([not await copies(n8n, name) for name in names.values()])
 
         await wait_for(cleaned, seconds=SYNC, what="every workflow deleted from n8n")
+
+
+async def test_an_operator_restart_mid_credential_create_leaves_one_copy_of_the_secret(
+    operator: RunningOperator,
+    control_plane: Any,
+    kube: KubeClient,
+    namespace: str,
+    n8n_server: N8nServer,
+    n8n: N8nClient,
+    api_key: str,
+) -> None:
+    """n8n cannot list credentials nor take an id from us: a create whose answer never
+    arrives leaves a copy of the secret only n8n knows of, unless the operator finds it."""
+    await put_secret(kube, namespace, "token", {"value": "restart-secret-3333"})
+    credential = {
+        "name": "token",
+        "type": "httpHeaderAuth",
+        "secretRef": {"name": "token"},
+        "fields": [
+            {"field": "name", "value": "Authorization"},
+            {"field": "value", "secretKey": "value"},
+        ],
+    }
+    with SlowProxy(n8n_server.base_url) as proxy:
+        # n8n creates the credential; its answer is held until the operator is gone.
+        proxy.hold_after, proxy.hold_seconds = ("POST", r"/credentials$"), 6.0
+        spec = n8n_spec(proxy.url, credentials=[credential])
+        await kube.apply(custom_resource(KIND, "credrestart", namespace, spec))
+
+        async def create_sent() -> bool:
+            return proxy.count("POST", r"/credentials$") >= 1
+
+        await wait_for(create_sent, seconds=SYNC, what="n8n creating the credential")
+        restart_operator(operator, control_plane)
+        proxy.hold_after = None
+
+        body = await wait_status(
+            kube,
+            "credrestart",
+            namespace,
+            lambda s: bool(s.get("credentials") and s["credentials"][0].get("id")),
+            what="the credential recorded",
+        )
+        entry = body["status"]["credentials"][0]
+        assert "creating" not in entry, entry
+        name = f"{namespace}/credrestart/token"
+        copies_in_n8n = [id_ for id_, found in await n8n.unused_credentials() if found == name]
+        assert copies_in_n8n == [entry["id"]]
+        reasons = [e["reason"] for e in await events(kube, namespace, "credrestart")]
+        assert "CredentialLeftoverDeleted" in reasons
+        await kube.delete(API_VERSION, KIND, "credrestart", namespace)
+
+        async def cleaned() -> bool:
+            if await kube.get(API_VERSION, KIND, "credrestart", namespace) is not None:
+                return False
+            return all(found != name for _, found in await n8n.unused_credentials())
+
+        await wait_for(cleaned, seconds=SYNC, what="the credential deleted from n8n")

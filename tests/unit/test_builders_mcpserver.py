@@ -359,6 +359,22 @@ def test_referenced_objects_are_found_everywhere() -> None:
     assert referenced_objects(spec) == ({"s1", "s2", "s3"}, {"c1", "c2", "c3"})
 
 
+def test_references_without_a_name_read_nothing() -> None:
+    # Found by the fuzz suite: the schema allows them (the API server then refuses the
+    # Deployment); the operator crashed on them instead of reporting that.
+    spec = MCPServerSpec.model_validate(
+        {
+            "image": IMAGE,
+            "env": [
+                {"name": "A", "valueFrom": {"secretKeyRef": {"key": "k"}}},
+                {"name": "B", "valueFrom": {"configMapKeyRef": {"key": "k"}}},
+            ],
+            "envFrom": [{"secretRef": {}}, {"configMapRef": {"optional": True}}],
+        }
+    )
+    assert referenced_objects(spec) == (set(), set())
+
+
 def test_urls_and_transports() -> None:
     remote = MCPServerSpec(url="https://mcp.example.com/x")
     assert server_url(OWNER, remote, "cluster.local") == "https://mcp.example.com/x"

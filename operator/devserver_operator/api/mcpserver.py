@@ -249,8 +249,9 @@ class MCPServerSpec(ApiModel):
                     "message": STDIO_REMOTE_MESSAGE,
                 },
                 {
+                    # An empty list is present to has(): the model refuses it, so must this.
                     "rule": "!has(self.transport) || self.transport != 'stdio' || "
-                    "has(self.command)",
+                    "(has(self.command) && size(self.command) > 0)",
                     "message": STDIO_NEEDS_COMMAND_MESSAGE,
                 },
                 {

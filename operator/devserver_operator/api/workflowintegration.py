@@ -243,6 +243,9 @@ class CredentialStatus(ApiModel):
     """Hash of the Secret values the credential was created from (not the values)."""
     retired_ids: list[str] | None = None
     """Credentials replaced by a rotation, deleted once no workflow uses them."""
+    creating: bool | None = None
+    """A create of this credential was sent and its id is not recorded yet: should the
+    operator stop right then, it looks for that copy in n8n before creating another."""
 
 
 class WiredServer(ApiModel):

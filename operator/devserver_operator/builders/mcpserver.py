@@ -92,23 +92,26 @@ def referenced_objects(spec: MCPServerSpec) -> tuple[set[str], set[str]]:
     """Names of the Secrets and ConfigMaps the pods read (their change rolls the pods)."""
     secrets: set[str] = set()
     config_maps: set[str] = set()
+    # The Kubernetes schemas leave ``name`` optional in these references (the API server
+    # refuses the Deployment without it): a reference without one reads nothing.
     for env in spec.env or []:
         source = env.get("valueFrom") or {}
-        if "secretKeyRef" in source:
-            secrets.add(source["secretKeyRef"]["name"])
-        if "configMapKeyRef" in source:
-            config_maps.add(source["configMapKeyRef"]["name"])
+        secrets.update(_referenced_name(source, "secretKeyRef"))
+        config_maps.update(_referenced_name(source, "configMapKeyRef"))
     for env_from in spec.env_from or []:
-        if "secretRef" in env_from:
-            secrets.add(env_from["secretRef"]["name"])
-        if "configMapRef" in env_from:
-            config_maps.add(env_from["configMapRef"]["name"])
+        secrets.update(_referenced_name(env_from, "secretRef"))
+        config_maps.update(_referenced_name(env_from, "configMapRef"))
     for volume in spec.volumes or []:
         if volume.secret is not None:
             secrets.add(volume.secret.secret_name)
         if volume.config_map is not None:
             config_maps.add(volume.config_map.name)
     return secrets, config_maps
+
+
+def _referenced_name(source: Mapping[str, Any], field: str) -> list[str]:
+    name = (source.get(field) or {}).get("name")
+    return [name] if name else []
 
 
 def config_hash(contents: Mapping[str, Mapping[str, str] | None]) -> str:

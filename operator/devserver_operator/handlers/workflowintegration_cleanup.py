@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from devserver_operator.api.workflowintegration import WorkflowIntegrationSpec
 from devserver_operator.builders.common import Owner
-from devserver_operator.builders.workflowintegration import workflow_tag
+from devserver_operator.builders.workflowintegration import credential_name, workflow_tag
 from devserver_operator.integrations.n8n import N8nClient, N8nError, N8nNotFoundError
 from devserver_operator.kube.errors import KubeApiError, KubeUnavailableError
 
@@ -43,12 +43,20 @@ async def delete_everything(
             client, entry.get("id"), entry.get("tag") or workflow_tag(owner, key)
         )
         removed.append(f"workflow {key}")
-    for entry in status.get("credentials") or []:
+    entries = status.get("credentials") or []
+    for entry in entries:
         for credential_id in [entry.get("id"), *entry.get("retiredIds", [])]:
             if credential_id:
                 with contextlib.suppress(N8nNotFoundError):
                     await client.delete_credential(credential_id)
         removed.append(f"credential {entry['name']}")
+    interrupted = {credential_name(owner, e["name"]) for e in entries if e.get("creating")}
+    if interrupted:
+        # A create whose id never reached status may have left a copy of the secret in n8n.
+        for credential_id, name in await client.unused_credentials():
+            if name in interrupted:
+                with contextlib.suppress(N8nNotFoundError):
+                    await client.delete_credential(credential_id)
     return removed
 
 

@@ -43,6 +43,7 @@ from devserver_operator.builders.workflowintegration import (
     workflow_tag,
 )
 from devserver_operator.integrations.n8n import (
+    Credential,
     N8nBadRequestError,
     N8nClient,
     N8nNotFoundError,
@@ -73,6 +74,10 @@ class SyncMemory:
     failed: dict[str, tuple[str, Problem]] = field(default_factory=dict)
     """"workflow/<key>" or "credential/<name>" -> (hash of the input that failed, problem):
     a permanent failure is retried only when its input changes or on a drift check."""
+    created: dict[str, tuple[str, Credential]] = field(default_factory=dict)
+    """credential key -> (hash of its input, the credential n8n created) until status has
+    recorded it: when the status write fails, the next pass takes this one instead of
+    creating another copy of the secret."""
 
 
 @dataclass
@@ -240,10 +245,13 @@ class N8nSync:
             if self._remembered_failure(memory_key, digest):
                 continue
             try:
-                created = await self.client.create_credential(
-                    credential_name(self.owner, credential.name), credential.type, data
-                )
+                created = await self._create_credential(credential.name, entry, digest, data)
             except N8nBadRequestError as error:
+                # Nothing was created: the entry goes back to what it was.
+                if entry:
+                    self.credentials[credential.name] = entry
+                else:
+                    self.credentials.pop(credential.name, None)
                 self._problem(
                     Problem(
                         "stalled",
@@ -263,6 +271,7 @@ class N8nSync:
                 **({"retiredIds": retired} if retired else {}),
             }
             await self._persist()  # recorded before anything else can fail
+            self.memory.created.pop(credential.name, None)
             refs[credential.name] = CredentialRef(created.id, created.name)
             action = "CredentialRotated" if current is not None else "CredentialCreated"
             metrics.N8N_CHANGES.labels(action).inc()
@@ -275,6 +284,51 @@ class N8nSync:
                 )
             )
         return refs
+
+    async def _create_credential(
+        self, key: str, entry: Mapping[str, Any], digest: str, data: Mapping[str, str]
+    ) -> Credential:
+        """Create the credential, never leaving a copy nobody knows of.
+
+        n8n cannot take an id from us, so the intent goes to status first (``creating``). A
+        pass that finds the mark left over (the operator stopped between the create and
+        the record) first deletes the copy the create may have left, which no workflow uses."""
+        earlier = self.memory.created.get(key)
+        if earlier is not None and earlier[0] == digest:
+            return earlier[1]  # created by an earlier pass whose status write failed
+        if entry.get("creating"):
+            await self._delete_unrecorded_copies(key)
+        self.credentials[key] = {**entry, "name": key, "creating": True}
+        await self._persist()
+        created = await self.client.create_credential(
+            credential_name(self.owner, key), self._credential_type(key), data
+        )
+        self.memory.created[key] = (digest, created)
+        return created
+
+    def _credential_type(self, key: str) -> str:
+        return next(c.type for c in self.spec.credentials or [] if c.name == key)
+
+    async def _delete_unrecorded_copies(self, key: str) -> None:
+        name = credential_name(self.owner, key)
+        recorded = {
+            credential_id
+            for entry in self.credentials.values()
+            for credential_id in [entry.get("id"), *entry.get("retiredIds", [])]
+            if credential_id
+        }
+        for credential_id, found_name in await self.client.unused_credentials():
+            if found_name != name or credential_id in recorded:
+                continue
+            with contextlib.suppress(N8nNotFoundError):
+                await self.client.delete_credential(credential_id)
+            self.events.append(
+                (
+                    "Normal",
+                    "CredentialLeftoverDeleted",
+                    f"deleted n8n credential {credential_id}: an interrupted create left it",
+                )
+            )
 
     async def _delete_retired_credentials(self) -> None:
         """Old credentials go once every workflow was re-linked to the new ones."""

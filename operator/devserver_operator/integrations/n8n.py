@@ -88,6 +88,8 @@ log = logging.getLogger(__name__)
 
 API_PATH = "/api/v1"
 API_KEY_HEADER = "X-N8N-API-KEY"
+# The title n8n's security audit gives its list of credentials that no workflow uses.
+UNUSED_CREDENTIALS_SECTION = "Credentials not used in any workflow"
 
 # --------------------------------------------------------------------------------------------
 # Retries
@@ -405,6 +407,28 @@ class N8nClient:
             secrets=secrets,
         )
         return self._parse(Credential, answer, "POST", "/credentials")
+
+    async def unused_credentials(self) -> list[tuple[str, str]]:
+        """(id, name) of every credential no workflow refers to.
+
+        n8n's public API cannot list credentials; its security audit can, and its first
+        credentials section is exactly these. Needs the instance owner's API key, like the
+        rest of what the operator does."""
+        answer = await self._request(
+            "POST", "/audit", json={"additionalOptions": {"categories": ["credentials"]}}
+        )
+        report = answer.get("Credentials Risk Report") if isinstance(answer, dict) else None
+        if not isinstance(report, dict):
+            return []  # n8n leaves the report out when it has nothing to say
+        for section in report.get("sections") or []:
+            if section.get("title") != UNUSED_CREDENTIALS_SECTION:
+                continue
+            return [
+                (str(item["id"]), str(item.get("name", "")))
+                for item in section.get("location") or []
+                if isinstance(item, dict) and item.get("kind") == "credential" and "id" in item
+            ]
+        return []
 
     async def delete_credential(self, credential_id: str) -> Credential:
         """Delete a credential; returns it as it was (n8n's answer lacks the id: added back)."""
