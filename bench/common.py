@@ -49,6 +49,20 @@ def machine() -> str:
     )
 
 
+def load() -> str:
+    """The 1, 5 and 15 minute load averages: other work on a shared machine skews timings."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f}"
+
+
+def spread(samples: list[float], unit: str = "s", digits: int = 2) -> str:
+    """Median and range of a few samples (too few for percentiles)."""
+    return (
+        f"median {statistics.median(samples):.{digits}f} {unit} "
+        f"(min {min(samples):.{digits}f}, max {max(samples):.{digits}f}, n={len(samples)})"
+    )
+
+
 def summary(name: str, samples: list[float], unit: str = "ms", scale: float = 1000.0) -> str:
     ordered = sorted(samples)
 

