@@ -445,8 +445,13 @@ async def test_a_workflow_deleted_in_n8n_is_recreated(
         kube,
         "recreate",
         namespace,
-        lambda s: workflow_status({"status": s}, "hook").get("id") not in (None, old),
-        what="a new workflow id",
+        # The id is recorded the moment n8n answers the create; the webhook listens only
+        # once the new copy is activated too.
+        lambda s: (
+            workflow_status({"status": s}, "hook").get("id") not in (None, old)
+            and workflow_status({"status": s}, "hook").get("active") is True
+        ),
+        what="a new workflow id, active",
     )
     new = workflow_status(body, "hook")["id"]
     assert [w.id for w in await copies(n8n, name)] == [new]
