@@ -88,6 +88,9 @@ def login(memo: Any, **_: Any) -> kopf.ConnectionInfo:
         token=credentials.token,
         certificate_path=credentials.certificate_path,
         private_key_path=credentials.private_key_path,
+        ca_data=credentials.ca_data,
+        certificate_data=credentials.certificate_data,
+        private_key_data=credentials.private_key_data,
     )
 
 

@@ -24,6 +24,13 @@ from typing import Any
 import httpx
 
 from .errors import InvalidError, KubeUnavailableError, NotFoundError, error_for
+from .kubeconfig import (
+    KubeconfigError,
+    PluginUserError,
+    in_cluster,
+    kubeconfig_path,
+    read_kubeconfig,
+)
 from .resources import Resource, resource_for
 from .transport import AiohttpTransport, Answer, HttpxTransport, Transport, TransportError
 
@@ -106,18 +113,30 @@ class Credentials:
     @classmethod
     def from_kubeconfig(cls, path: str | None = None, context: str | None = None) -> Credentials:
         """From a kubeconfig file, or the in-cluster service account when there is none."""
-        from kubernetes import client as k8s_client
-        from kubernetes import config as k8s_config
-
-        configuration = k8s_client.Configuration()
+        found = kubeconfig_path(path)
+        if found is None:
+            return cls(**in_cluster())
         try:
-            k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
-                config_file=path, context=context, client_configuration=configuration
-            )
-        except k8s_config.ConfigException:
-            k8s_config.load_incluster_config(  # type: ignore[no-untyped-call]
-                client_configuration=configuration
-            )
+            return cls(**read_kubeconfig(found, context))
+        except PluginUserError:
+            return cls._through_plugin(str(found), context)
+
+    @classmethod
+    def _through_plugin(cls, path: str, context: str | None) -> Credentials:
+        """A user that logs in through an exec/auth-provider plugin: the kubernetes library
+        runs the plugin (the optional extra ``kubeconfig-plugins``)."""
+        try:
+            from kubernetes import client as k8s_client
+            from kubernetes import config as k8s_config
+        except ImportError as error:
+            raise KubeconfigError(
+                f"{path}: the user logs in through a plugin; install "
+                "devserver-workflow-operator[kubeconfig-plugins] to run it"
+            ) from error
+        configuration = k8s_client.Configuration()
+        k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=path, context=context, client_configuration=configuration
+        )
         header = (configuration.api_key or {}).get("authorization") or (
             configuration.api_key or {}
         ).get("BearerToken")
