@@ -170,6 +170,8 @@ def audit_events(path: Path, user: str) -> list[dict[str, Any]]:
     events = []
     with path.open() as log:
         for line in log:
+            if not line.endswith("\n"):
+                break  # still being written by the API server
             event = json.loads(line)
             if event.get("stage") == "ResponseComplete" and event["user"]["username"] == user:
                 events.append(event)

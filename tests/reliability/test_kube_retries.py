@@ -5,13 +5,15 @@ mock transport answers (KubeClient takes an httpx transport for exactly such use
 from __future__ import annotations
 
 import itertools
+import json
 import time
 from collections.abc import Callable
 
 import httpx
 import pytest
+import yaml
 
-from devserver_operator.kube.client import Credentials, KubeClient, RetryPolicy
+from devserver_operator.kube.client import Credentials, KubeClient, RetryPolicy, _yaml_safe_json
 from devserver_operator.kube.errors import (
     ConflictError,
     InvalidError,
@@ -133,3 +135,13 @@ async def test_a_create_whose_answer_was_lost_is_not_sent_again() -> None:
         with pytest.raises(KubeUnavailableError):
             await kube.create(CONFIG_MAP)
     assert len(seen) == 1
+
+
+@pytest.mark.parametrize(
+    "text", ["a\x85b", "a\x7fb", "a\x9fb", "a\u2028b", "a\uffffb", "a\U0001f600b", "a\x01b", "é"]
+)
+def test_apply_bodies_survive_the_servers_yaml_reader(text: str) -> None:
+    """The server reads an apply body as YAML: what JSON allows raw must still mean the same."""
+    body = _yaml_safe_json({"data": {"k": text}})
+    assert yaml.safe_load(body.decode("utf-8")) == {"data": {"k": text}}
+    assert json.loads(body) == {"data": {"k": text}}

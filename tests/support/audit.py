@@ -27,6 +27,8 @@ class AuditCursor:
         with self.path.open() as log:
             log.seek(self.offset)
             for line in log:
+                if not line.endswith("\n"):
+                    break  # the API server is still writing this one: it counts next time
                 event = json.loads(line)
                 if event.get("stage") != "ResponseComplete":
                     continue

@@ -113,3 +113,11 @@ def test_status_memory_prefers_our_newer_write() -> None:
     fresh = {"metadata": {"resourceVersion": "8"}, "status": {"x": 3}}
     assert memory.freshest("u", fresh) == {"x": 3}
     assert memory.freshest("u", stale) == {"x": 1}  # forgotten once the cache caught up
+
+
+def test_empty_values_the_server_leaves_out_are_not_drift() -> None:
+    desired = {"spec": {"imagePullSecrets": [{"name": ""}], "args": [], "labels": {}, "x": None}}
+    assert is_subset(desired, {"spec": {"imagePullSecrets": [{}]}})
+    # A value that is not empty still has to be there.
+    assert not is_subset({"spec": {"image": "a"}}, {"spec": {}})
+    assert not is_subset({"spec": {"args": ["a"]}}, {"spec": {}})

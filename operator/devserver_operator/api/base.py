@@ -42,8 +42,14 @@ def parse_duration(text: str) -> float:
     return sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(text))
 
 
+# Go's time.Duration (int64 nanoseconds), which the API server's CEL duration() converts to:
+# a longer one makes every CEL rule on it fail, so the model refuses it too (found by fuzzing).
+MAX_DURATION_SECONDS = (2**63 - 1) / 1e9
+
+
 def _check_duration(text: str) -> str:
-    parse_duration(text)
+    if parse_duration(text) > MAX_DURATION_SECONDS:
+        raise ValueError(f"{text!r} is longer than the longest duration Kubernetes can hold")
     return text
 
 

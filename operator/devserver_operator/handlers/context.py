@@ -12,6 +12,7 @@ from devserver_operator.kube.client import KubeClient
 from devserver_operator.settings import OperatorSettings
 
 from .backoff import FailureBackoff
+from .mcpserver_rejections import RejectedChildren
 from .resync import Resync, StatusMemory
 
 
@@ -112,6 +113,7 @@ class OperatorContext:
     statuses: StatusMemory = field(default_factory=StatusMemory)
     resync: Resync = field(default_factory=Resync)
     api_backoff: FailureBackoff = field(default_factory=FailureBackoff)
+    rejected_children: RejectedChildren = field(default_factory=RejectedChildren)
     reconcile_slots: asyncio.Semaphore = field(
         default_factory=lambda: asyncio.Semaphore(RECONCILE_CONCURRENCY)
     )
@@ -129,3 +131,4 @@ class OperatorContext:
         self.verification.pop(uid, None)
         self.statuses.forget(uid)
         self.api_backoff.forget(uid)
+        self.rejected_children.forget(uid)

@@ -183,9 +183,10 @@ async def _reconcile(
         )
         children = build_children(build)
         try:
-            applied = await apply_children(
-                context.kube, children, lookup=lookup, observe=context.recent.remember
-            )
+            with context.rejected_children.refusing_again(owner.uid, children):
+                applied = await apply_children(
+                    context.kube, children, lookup=lookup, observe=context.recent.remember
+                )
             existing = [
                 child
                 for api_version, kind in OWNED_KINDS
@@ -203,12 +204,14 @@ async def _reconcile(
             if _namespace_terminating(error):
                 return []  # the namespace is going away and takes this object with it
             result = type(error).__name__
-            reason = "ChildRejected" if isinstance(error, InvalidError) else "Forbidden"
             await _write_status(
                 context,
                 owner,
                 status=status,
-                desired=stalled(reason, f"The API server refused a child: {error.message}"),
+                desired=stalled(
+                    "ChildRejected" if isinstance(error, InvalidError) else "Forbidden",
+                    f"The API server refused a child: {error.message}",
+                ),
                 generation=generation,
             )
             return []

@@ -300,7 +300,8 @@ def register(registry: kopf.OperatorRegistry, settings: Any) -> None:
         if not type or namespace is None:
             return
         owner_name = (body.get("metadata", {}).get("labels") or {}).get(OWNER_NAME_LABEL)
-        for parent in (kwargs.get(INTEGRATIONS_INDEX) or {}).get(namespace, []):
+        # A copy: the index changes while the reconciles below await.
+        for parent in list((kwargs.get(INTEGRATIONS_INDEX) or {}).get(namespace, [])):
             if parent["metadata"]["name"] == owner_name:
                 await _reconcile_quietly(parent, memo, kwargs)
 
@@ -312,11 +313,17 @@ async def resync_one(
     await reconcile(body, context, state, context.resync.indices)
 
 
+# MCPServers change in bursts (a rollout, a namespace of servers verified one after another);
+# an integration that wires many of them follows the burst with one reconcile, not one each.
+DEPENDENTS_COALESCE_SECONDS = 1.0
+
+
 async def _reconcile_dependents(
     server: Mapping[str, Any], namespace: str, memo: Any, indexes: Mapping[str, Any]
 ) -> None:
-    """An MCPServer changed: reconcile the WorkflowIntegrations that select it or wired it."""
+    """An MCPServer changed: reconcile (soon) the WorkflowIntegrations that select or wired it."""
     name = server["metadata"]["name"]
+    state = state_from(memo)
     for parent in list((indexes.get(INTEGRATIONS_INDEX) or {}).get(namespace, [])):
         try:
             spec = WorkflowIntegrationSpec.model_validate(parent.get("spec") or {})
@@ -325,6 +332,19 @@ async def _reconcile_dependents(
         wired = {s.get("name") for s in (parent.get("status") or {}).get("wiredServers") or []}
         selected = select_mcp_servers(spec.mcp_servers, [server])
         if name in wired or any(s.name == name for s in selected):
+            state.reconcile_soon(
+                parent["metadata"]["uid"],
+                _reconcile_latest(parent["metadata"]["name"], namespace, memo, indexes),
+                DEPENDENTS_COALESCE_SECONDS,
+            )
+
+
+async def _reconcile_latest(
+    name: str, namespace: str, memo: Any, indexes: Mapping[str, Any]
+) -> None:
+    # The index's copy as it is now, after the pause: the one seen then may be outdated.
+    for parent in list((indexes.get(INTEGRATIONS_INDEX) or {}).get(namespace, [])):
+        if parent["metadata"]["name"] == name:
             await _reconcile_quietly(parent, memo, indexes)
 
 

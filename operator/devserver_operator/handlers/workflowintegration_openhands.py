@@ -1,5 +1,10 @@
 """The OpenHands ConfigMap of a WorkflowIntegration: applied when it differs from the watch
-cache, pruned when the spec names another one or none."""
+cache, pruned when the spec names another one or none.
+
+A ConfigMap of that name that this WorkflowIntegration does not control (another
+WorkflowIntegration's, or one a user made) is never taken over: server-side apply with force
+would hand it back and forth between two owners on every change, so the second one ends
+Stalled with ConfigMapConflict instead."""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from devserver_operator.kube.children import apply_children, prune_children
 from devserver_operator.kube.errors import ForbiddenError, InvalidError
 
 from .context import OperatorContext
-from .workflowintegration_status import Problem
+from .workflowintegration_status import CONFIG_MAP_CONFLICT, CONFIG_MAP_REJECTED, Problem
 
 OWNED_CONFIG_MAPS_INDEX = "wfi_owned_configmaps"
 
@@ -40,6 +45,11 @@ async def apply_openhands_config(
         wanted = [build_openhands_config_map(owner, spec.open_hands.config_map_name, listed)]
     lookup = OwnedConfigMaps(indexes.get(OWNED_CONFIG_MAPS_INDEX), context)
     try:
+        if spec.open_hands is not None:
+            conflict = await _conflict(context, lookup, owner, spec.open_hands.config_map_name)
+            if conflict is not None:
+                problems.append(Problem("stalled", CONFIG_MAP_CONFLICT, conflict))
+                wanted = []  # an older ConfigMap of ours is still pruned
         await apply_children(context.kube, wanted, lookup=lookup, observe=context.recent.remember)
         await prune_children(
             context.kube,
@@ -53,13 +63,40 @@ async def apply_openhands_config(
         problems.append(
             Problem(
                 "stalled",
-                "OpenHandsConfigRejected",
+                CONFIG_MAP_REJECTED,
                 f"spec.openHands: the API server refused ConfigMap "
                 f"{spec.open_hands.config_map_name if spec.open_hands else ''}: {error.message}",
             )
         )
         return None
-    return len(listed) if spec.open_hands is not None else None
+    return len(listed) if spec.open_hands is not None and wanted else None
+
+
+async def _conflict(
+    context: OperatorContext, lookup: OwnedConfigMaps, owner: Owner, name: str
+) -> str | None:
+    """Why the ConfigMap ``name`` is not ours to write, or None when it is ours or absent."""
+    live = lookup("v1", "ConfigMap", owner.namespace, name)
+    if live is None:
+        # The watch cache holds only ConfigMaps labelled as ours: one made by someone else
+        # can only be seen by asking (a read, and only while it is not ours).
+        live = await context.kube.get("v1", "ConfigMap", name, owner.namespace)
+        if live is None:
+            return None
+        lookup.found[(owner.namespace, name)] = live
+    references = live.get("metadata", {}).get("ownerReferences") or []
+    controller = next((ref for ref in references if ref.get("controller")), None)
+    if controller is not None and controller.get("uid") == owner.uid:
+        return None
+    holder = (
+        f"is controlled by {controller.get('kind')} {controller.get('name')}"
+        if controller is not None
+        else "exists and is not controlled by this WorkflowIntegration"
+    )
+    return (
+        f"spec.openHands.configMapName: ConfigMap {name} {holder}; choose another name, "
+        "or delete that ConfigMap"
+    )
 
 
 class OwnedConfigMaps:
@@ -68,6 +105,8 @@ class OwnedConfigMaps:
     def __init__(self, index: Mapping[Any, Any] | None, context: OperatorContext) -> None:
         self.index = index
         self.context = context
+        self.found: dict[tuple[str, str], Mapping[str, Any]] = {}
+        """ConfigMaps read from the API server because the watch cache lacked them."""
 
     def __call__(
         self, api_version: str, kind: str, namespace: str, name: str
@@ -79,7 +118,7 @@ class OwnedConfigMaps:
         _, found = self.context.recent.newer_than_cache(
             (api_version, kind, namespace, name), cached
         )
-        return found
+        return found if found is not None else self.found.get((namespace, name))
 
     def owned_by(self, owner: Owner) -> list[dict[str, Any]]:
         if self.index is None:

@@ -3,9 +3,10 @@ their status, and how it posts their Events."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -65,6 +66,28 @@ class WorkflowIntegrationState:
     objects: dict[str, IntegrationMemory] = field(default_factory=dict)
     tag_ids: dict[str, dict[str, str]] = field(default_factory=dict)
     """n8n base URL -> tag name -> tag id."""
+    soon: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    """uid -> a reconcile that waits a moment to take in more changes at once."""
+
+    def reconcile_soon(self, uid: str, reconcile: Coroutine[Any, Any, None], delay: float) -> None:
+        """Run ``reconcile`` after ``delay``, unless one for ``uid`` is waiting already."""
+        if uid in self.soon:
+            reconcile.close()  # the waiting one will see this change too
+            return
+
+        async def later() -> None:
+            await asyncio.sleep(delay)
+            self.soon.pop(uid, None)  # changes from here on need a new reconcile
+            await reconcile
+
+        def finished(task: asyncio.Task[None]) -> None:
+            if self.soon.get(uid) is task:
+                del self.soon[uid]
+            reconcile.close()  # cancelled (the operator stops) before it ran: never awaited
+
+        task = asyncio.create_task(later(), name=f"wfi-soon-{uid}")
+        task.add_done_callback(finished)
+        self.soon[uid] = task
 
     def memory_for(self, uid: str) -> IntegrationMemory:
         return self.objects.setdefault(uid, IntegrationMemory())

@@ -20,6 +20,9 @@ from devserver_operator.api.conditions import (
 
 SYNCED = "Synced"
 DRIFTED = "Drifted"
+CONFIG_MAP_REJECTED = "OpenHandsConfigRejected"
+CONFIG_MAP_CONFLICT = "ConfigMapConflict"
+_OPEN_HANDS_REASONS = frozenset({CONFIG_MAP_REJECTED, CONFIG_MAP_CONFLICT})
 
 Severity = Literal["transient", "stalled", "pending"]
 _RANK: dict[Severity, int] = {"transient": 0, "stalled": 1, "pending": 2}
@@ -66,7 +69,7 @@ def conditions_for(problems: Sequence[Problem], summary: Summary) -> list[Desire
     main = worst(problems)
     detail: list[DesiredCondition] = []
     if summary.n8n:
-        n8n_problem = worst([p for p in problems if p.reason != "OpenHandsConfigRejected"])
+        n8n_problem = worst([p for p in problems if p.reason not in _OPEN_HANDS_REASONS])
         detail.append(
             DesiredCondition(
                 type=SYNCED,

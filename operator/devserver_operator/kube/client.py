@@ -12,6 +12,7 @@ import asyncio
 import importlib.util
 import json
 import random
+import re
 import ssl
 import sys
 import tempfile
@@ -149,6 +150,22 @@ class Credentials:
             certificate_path=configuration.cert_file,
             private_key_path=configuration.key_file,
         )
+
+
+# Characters JSON may carry raw but the YAML reader may not: C1 controls and U+FFFE/U+FFFF
+# it refuses with a 400, and NEL, U+2028 and U+2029 it reads as line breaks, which a quoted
+# string folds into spaces. JSON itself already escapes the C0 controls.
+_NOT_YAML_SAFE = re.compile("[\x7f-\x9f\u2028\u2029\ufffe\uffff]")
+
+
+def _yaml_safe_json(manifest: Mapping[str, Any]) -> bytes:
+    """The apply body: JSON, which the server reads as YAML.
+
+    Raw UTF-8 rather than ASCII escapes, since YAML refuses the surrogate-pair escapes JSON
+    uses for characters beyond U+FFFF; the few characters YAML cannot take raw are escaped
+    (they can only stand inside strings, where an escape means the same)."""
+    text = json.dumps(manifest, ensure_ascii=False)
+    return _NOT_YAML_SAFE.sub(lambda found: f"\\u{ord(found.group()):04x}", text).encode()
 
 
 def _ssl_context(credentials: Credentials) -> ssl.SSLContext | bool:
@@ -309,9 +326,7 @@ class KubeClient:
             "PATCH",
             resource.item(metadata["name"], metadata.get("namespace")),
             params=params,
-            # Raw UTF-8, not \u escapes: the server reads apply bodies as YAML, and YAML
-            # refuses the surrogate-pair escapes JSON uses for characters beyond U+FFFF.
-            body=json.dumps(manifest, ensure_ascii=False).encode("utf-8"),
+            body=_yaml_safe_json(manifest),
             content_type=APPLY_CONTENT_TYPE,
             counted_as="DRYRUN" if dry_run else "APPLY",
         )

@@ -31,7 +31,10 @@ def is_subset(desired: Any, live: Any) -> bool:
     if isinstance(desired, Mapping):
         if not isinstance(live, Mapping):
             return False
-        return all(key in live and is_subset(value, live[key]) for key, value in desired.items())
+        return all(
+            is_subset(value, live[key]) if key in live else _dropped_when_empty(value)
+            for key, value in desired.items()
+        )
     if isinstance(desired, list):
         if not isinstance(live, list) or len(desired) != len(live):
             return False
@@ -41,6 +44,13 @@ def is_subset(desired: Any, live: Any) -> bool:
     if isinstance(desired, int | float) and isinstance(live, str):
         return str(desired) == live  # int-or-string fields come back as given
     return bool(desired == live)
+
+
+def _dropped_when_empty(value: Any) -> bool:
+    # The API server leaves out empty optional fields (Go's omitempty): a desired "" or []
+    # that is missing from the live object is there as much as it can be. Without this, such
+    # a child would be applied again, successfully and for nothing, on every check.
+    return value is None or value in ("", [], {})
 
 
 def needs_apply(desired_with_hash: Mapping[str, Any], live: Mapping[str, Any] | None) -> bool:
