@@ -47,6 +47,7 @@ from tests.support.operator_harness import (
     wait_for,
     wait_for_condition,
 )
+from tests.support.workflow_specs import authorization_credential
 
 pytestmark = [pytest.mark.integration, pytest.mark.n8n]
 
@@ -1094,15 +1095,7 @@ async def test_an_operator_restart_mid_credential_create_leaves_one_copy_of_the_
     """n8n cannot list credentials nor take an id from us: a create whose answer never
     arrives leaves a copy of the secret only n8n knows of, unless the operator finds it."""
     await put_secret(kube, namespace, "token", {"value": "restart-secret-3333"})
-    credential = {
-        "name": "token",
-        "type": "httpHeaderAuth",
-        "secretRef": {"name": "token"},
-        "fields": [
-            {"field": "name", "value": "Authorization"},
-            {"field": "value", "secretKey": "value"},
-        ],
-    }
+    credential = authorization_credential()
     with SlowProxy(n8n_server.base_url) as proxy:
         # n8n creates the credential; its answer is held until the operator is gone.
         proxy.hold_after, proxy.hold_seconds = ("POST", r"/credentials$"), 6.0

@@ -44,6 +44,7 @@ from tests.reliability.harness import (
 )
 from tests.support.audit import AuditCursor
 from tests.support.operator_harness import custom_resource, wait_for
+from tests.support.workflow_specs import authorization_credential
 
 pytestmark = pytest.mark.integration
 
@@ -402,17 +403,7 @@ def _integration_spec(n8n: dict[str, Any], name: str, trial: int) -> dict[str, A
     return {
         "n8n": n8n,
         "workflows": [_workflow(f"{name}-{k}", trial) for k in range(3)],
-        "credentials": [
-            {
-                "name": "token",
-                "type": "httpHeaderAuth",
-                "secretRef": {"name": "token"},
-                "fields": [
-                    {"field": "name", "value": "Authorization"},
-                    {"field": "value", "secretKey": "value"},
-                ],
-            }
-        ],
+        "credentials": [authorization_credential()],
     }
 
 
