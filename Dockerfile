@@ -1,6 +1,8 @@
-# syntax=docker/dockerfile:1
 # devserver-operator image: the locked dependencies (uv.lock) in a venv, on slim Python.
 #   docker build -t ghcr.io/ecospherenetwork/devserver-operator:dev .
+# No `# syntax` line: BuildKit's built-in frontend runs it, so a build needs no registry for the
+# frontend. Behind a TLS-intercepting proxy, hand the CA bundle to the package installs with
+#   --secret id=ca-certificates,src=/etc/ssl/certs/ca-certificates.crt   (hack/kind/images.sh does)
 
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
@@ -13,14 +15,22 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     UV_LINK_MODE=copy \
     UV_PYTHON_DOWNLOADS=never \
     UV_PROJECT_ENVIRONMENT=/opt/venv
-RUN pip install "uv==${UV_VERSION}"
+# uv in a venv of its own: works on any Python base, including one whose pip is
+# "externally managed" (Debian's).
+RUN --mount=type=secret,id=ca-certificates,target=/run/secrets/ca.crt \
+    if [ -s /run/secrets/ca.crt ]; then export PIP_CERT=/run/secrets/ca.crt; fi \
+    && python3.11 -m venv /opt/uv && /opt/uv/bin/pip install "uv==${UV_VERSION}"
 WORKDIR /src
 # Dependencies first, so a source change does not reinstall them.
 COPY pyproject.toml uv.lock README.md ./
-RUN uv sync --frozen --no-dev --no-install-project --python /usr/local/bin/python3.11
+RUN --mount=type=secret,id=ca-certificates,target=/run/secrets/ca.crt \
+    if [ -s /run/secrets/ca.crt ]; then export SSL_CERT_FILE=/run/secrets/ca.crt; fi \
+    && /opt/uv/bin/uv sync --frozen --no-dev --no-install-project --python /usr/local/bin/python3.11
 COPY operator/ operator/
 # --no-editable: the package is copied into the venv, /src is not needed at run time.
-RUN uv sync --frozen --no-dev --no-editable --python /usr/local/bin/python3.11
+RUN --mount=type=secret,id=ca-certificates,target=/run/secrets/ca.crt \
+    if [ -s /run/secrets/ca.crt ]; then export SSL_CERT_FILE=/run/secrets/ca.crt; fi \
+    && /opt/uv/bin/uv sync --frozen --no-dev --no-editable --python /usr/local/bin/python3.11
 
 # -- runtime: the venv on the same Python, no compilers, no package caches ----------------
 FROM ${PYTHON_IMAGE}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the project needs, idempotently, with every cache outside the clone:
 # uv (into ~/.cache/devserver-operator), the locked Python environment (.venv, from uv.lock),
-# and, with --all, the local control plane binaries (built from Go modules) and n8n (npm).
+# and, with --all, the local control plane binaries (built from Go modules), n8n (npm), and the
+# kind toolchain with its images (Docker, Go modules, Debian packages; hack/kind/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,5 +34,14 @@ if [ "${1:-}" = "--all" ]; then
   if [ -f hack/n8n/install.sh ]; then
     step "n8n (npm, cached by lock file)"
     bash hack/n8n/install.sh
+  fi
+  if [ -f hack/kind/build.sh ]; then
+    step "kind: Docker, the node image and the project's images (hack/kind/build.sh)"
+    # Without a Docker engine the e2e tests skip and say why; everything else still runs.
+    if bash hack/kind/dockerd.sh; then
+      bash hack/kind/build.sh
+    else
+      echo "!!! no Docker engine could start: the kind e2e tests will be skipped" >&2
+    fi
   fi
 fi

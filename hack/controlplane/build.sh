@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Builds the local control plane (kube-apiserver, kube-controller-manager, etcd), helm and
 # kustomize from their Go modules, at the versions pinned in versions.env, into a cache outside the
-# clone:
+# clone. On request it also builds what the kind node image needs (kubelet, kubeadm, kubectl,
+# kube-scheduler, kube-proxy, crictl, coredns, kube-router) and kind itself (hack/kind/):
 #
 #   ${DEVSERVER_CACHE_DIR:-$HOME/.cache/devserver-operator}/bin/<binary>-<version>/<binary>
 #
 # Idempotent: a binary that is already in the cache is not rebuilt. The directory name
 # carries the pinned version, so bumping a pin rebuilds just that binary.
 #
-# Usage: hack/controlplane/build.sh [binary...]   (default: all of them)
+# Usage: hack/controlplane/build.sh [binary...]   (default: the control plane, helm, kustomize)
 # A cold build of all four takes about 13 minutes on 2 cores (docs/testing.md); a warm
 # run takes milliseconds.
 set -euo pipefail
@@ -17,6 +18,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=versions.env
 source "${here}/versions.env"
 
+kind_dir="$(cd "${here}/../kind" && pwd)"
 cache_bin="${DEVSERVER_CACHE_DIR:-${HOME}/.cache/devserver-operator}/bin"
 
 go_bin="$(command -v go || true)"
@@ -117,6 +119,16 @@ kustomize_ldflags() {
   echo "-s -w -X=sigs.k8s.io/kustomize/api/provenance.version=${KUSTOMIZE_VERSION}"
 }
 
+kind_pins() { require_pin "${kind_dir}/kind" sigs.k8s.io/kind "${KIND_VERSION}"; }
+crictl_pins() { require_pin "${kind_dir}/crictl" sigs.k8s.io/cri-tools "${CRICTL_VERSION}"; }
+kube_router_pins() {
+  require_pin "${kind_dir}/kube-router" github.com/cloudnativelabs/kube-router/v2 "${KUBE_ROUTER_VERSION}"
+}
+coredns_pins() { require_pin "${kind_dir}/coredns" github.com/coredns/coredns "${COREDNS_VERSION}"; }
+plain_ldflags() { echo "-s -w"; }
+crictl_ldflags() { echo "-s -w -X=sigs.k8s.io/cri-tools/pkg/version.Version=${CRICTL_VERSION}"; }
+coredns_ldflags() { echo "-s -w -X=github.com/coredns/coredns/coremain.GitCommit=${COREDNS_VERSION}"; }
+
 # etcd's version string is a constant in go.etcd.io/etcd/api/v3/version, so it needs no
 # ldflags; only the git SHA is stamped by etcd's own build script, and we do not know it.
 etcd_ldflags() { echo "-s -w"; }
@@ -184,7 +196,8 @@ for binary in "${wanted[@]}"; do
   case "${binary}" in
     etcd)
       build_one etcd "${ETCD_VERSION}" "${here}/etcd" . etcd_pins etcd_ldflags ;;
-    kube-apiserver | kube-controller-manager)
+    kube-apiserver | kube-controller-manager | kube-scheduler | kube-proxy | kubelet | kubeadm \
+      | kubectl)
       build_one "${binary}" "${KUBERNETES_VERSION}" "${here}" \
         "k8s.io/kubernetes/cmd/${binary}" kube_pins kube_ldflags ;;
     helm)
@@ -193,9 +206,22 @@ for binary in "${wanted[@]}"; do
     kustomize)
       build_one kustomize "${KUSTOMIZE_VERSION}" "${here}/kustomize" \
         sigs.k8s.io/kustomize/kustomize/v5 kustomize_pins kustomize_ldflags ;;
+    kind)
+      build_one kind "${KIND_VERSION}" "${kind_dir}/kind" sigs.k8s.io/kind kind_pins \
+        plain_ldflags ;;
+    crictl)
+      build_one crictl "${CRICTL_VERSION}" "${kind_dir}/crictl" \
+        sigs.k8s.io/cri-tools/cmd/crictl crictl_pins crictl_ldflags ;;
+    kube-router)
+      build_one kube-router "${KUBE_ROUTER_VERSION}" "${kind_dir}/kube-router" \
+        github.com/cloudnativelabs/kube-router/v2/cmd/kube-router kube_router_pins plain_ldflags ;;
+    coredns)
+      build_one coredns "${COREDNS_VERSION}" "${kind_dir}/coredns" . coredns_pins \
+        coredns_ldflags ;;
     *)
       echo "build.sh: unknown binary '${binary}' (known: etcd kube-apiserver" \
-        "kube-controller-manager helm kustomize)" >&2
+        "kube-controller-manager kube-scheduler kube-proxy kubelet kubeadm kubectl helm" \
+        "kustomize kind crictl coredns kube-router)" >&2
       exit 2 ;;
   esac
 done

@@ -129,7 +129,7 @@ def command_reference(args: argparse.Namespace) -> int:
 def command_dev(args: argparse.Namespace) -> int:
     from devserver_operator.devmode import run_dev
 
-    return run_dev(Path(args.examples), once=args.once)
+    return run_dev(Path(args.examples), once=args.once, control_plane_only=args.control_plane)
 
 
 def command_version(_: argparse.Namespace) -> int:
@@ -218,10 +218,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     dev = commands.add_parser(
         "dev",
-        help="start a local control plane, run the operator on examples/, print their status",
+        help="run the stack on kind (or, without Docker, a local control plane) with "
+        "examples/, and print their status",
     )
     dev.add_argument("--examples", default="examples", help="file or directory to apply")
     dev.add_argument("--once", action="store_true", help="print the status once and exit")
+    dev.add_argument(
+        "--control-plane",
+        action="store_true",
+        help="use the local control plane (no pods) even where kind could run",
+    )
     dev.set_defaults(handler=command_dev)
 
     version = commands.add_parser("version", help="print the version")

@@ -1,10 +1,11 @@
 """`devserver-operator dev`: the whole thing on this machine, no cluster needed.
 
-Builds (once) and starts a local control plane, installs the CRDs, runs the operator, applies
-examples/ and prints what the operator made of them. There is no kubelet, so no pod runs:
-workload MCPServers stay "waiting for the server to become available", while remote ones are
-verified for real (a local MCP server is started for that when the repository's test servers
-are available).
+Where a Docker engine runs (or can be started), the stack runs on a kind cluster with real pods
+(devmode_kind.py). Elsewhere, the fallback: it builds (once) and starts a local control plane,
+installs the CRDs, runs the operator, applies examples/ and prints what the operator made of
+them. There is no kubelet there, so no pod runs: workload MCPServers stay "waiting for the
+server to become available", while remote ones are verified for real (a local MCP server is
+started for that when the repository's test servers are available).
 """
 
 from __future__ import annotations
@@ -40,7 +41,33 @@ def say(message: str) -> None:
     print(f"==> {message}", flush=True)
 
 
-def run_dev(examples: Path, *, once: bool) -> int:
+def run_dev(examples: Path, *, once: bool, control_plane_only: bool = False) -> int:
+    if not control_plane_only:
+        reason = docker_unavailable()
+        if reason is None:
+            from devserver_operator.devmode_kind import run_dev_on_kind
+
+            say("mode: kind cluster with real pods (Docker is available)")
+            return run_dev_on_kind(examples, once=once)
+        say(f"mode: local control plane without pods ({reason})")
+    else:
+        say("mode: local control plane without pods (--control-plane)")
+    return _run_dev_on_control_plane(examples, once=once)
+
+
+def docker_unavailable() -> str | None:
+    """Why kind cannot run here, or None when a Docker engine answers (started if needed)."""
+    from devserver_operator.localcluster.kind import KIND_DIR
+
+    started = subprocess.run(
+        ["bash", str(KIND_DIR / "dockerd.sh")], capture_output=True, text=True, check=False
+    )
+    if started.returncode != 0:
+        return f"no Docker engine: {started.stderr.strip()[-300:] or 'dockerd.sh failed'}"
+    return None
+
+
+def _run_dev_on_control_plane(examples: Path, *, once: bool) -> int:
     from devserver_operator.localcluster import ControlPlaneBinaries, LocalControlPlane
 
     say("local control plane binaries (built from Go modules on first use; minutes the first time)")
@@ -130,14 +157,7 @@ async def _apply_and_watch(
             await kube.apply(crd)
         await _wait_established(kube)
         say(f"applying {examples}")
-        documents = [doc for _, doc in load_documents([examples])]
-        documents.sort(key=lambda d: d.get("kind") != "Namespace")
-        if not any(d.get("kind") == "Namespace" for d in documents):
-            await kube.apply(
-                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": DEMO_NAMESPACE}}
-            )
-        for document in documents:
-            await kube.apply(document)
+        await apply_documents(kube, [doc for _, doc in load_documents([examples])])
         if demo_url is not None:
             await kube.apply(
                 {
@@ -156,6 +176,17 @@ async def _apply_and_watch(
         while True:
             await asyncio.sleep(15)
             print(await status_table(kube), flush=True)
+
+
+async def apply_documents(kube: KubeClient, documents: list[dict[str, Any]]) -> None:
+    """Apply the examples, namespaces first (the demo namespace too if none is among them)."""
+    documents = sorted(documents, key=lambda d: d.get("kind") != "Namespace")
+    if not any(d.get("kind") == "Namespace" for d in documents):
+        await kube.apply(
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": DEMO_NAMESPACE}}
+        )
+    for document in documents:
+        await kube.apply(document)
 
 
 async def _wait_established(kube: KubeClient) -> None:

@@ -16,10 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 import logging
+import os
 import secrets
+import socket
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 PEERING_LOGGER = "kopf._core.engines.peering"
 # kopf's messages for its pause and resume decisions (kopf/_core/engines/peering.py).
@@ -33,6 +37,25 @@ PAUSING = "Pausing"
 # goes away. The random digits break ties of replicas started in the same millisecond: kopf
 # pauses every replica that sees a peer of equal priority.
 TIE_BREAKER = 1000
+
+
+def own_identity() -> str:
+    """This replica's name in kopf's peering records and logs.
+
+    kopf's own default asks ``getpass.getuser()``, which raises for a UID without a passwd
+    entry: the image's UID 10001, and the arbitrary UIDs OpenShift assigns. The pod name
+    (``POD_ID``, set by the chart) names it in a cluster; elsewhere the user or UID, the
+    host and the start time do, as in kopf's format.
+    """
+    pod = os.environ.get("POD_ID")
+    if pod:
+        return pod
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = f"uid{os.getuid()}"
+    started = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    return f"{user}@{socket.gethostname()}/{started}/{secrets.token_hex(2)}"
 
 
 def start_priority(now_ms: int | None = None) -> int:

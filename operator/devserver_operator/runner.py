@@ -9,7 +9,10 @@ import threading
 
 import kopf
 
-from devserver_operator.leadership import watching_the_lead
+# kopf types the identity as a NewType it does not export at the top level.
+from kopf._core.engines.peering import Identity
+
+from devserver_operator.leadership import own_identity, watching_the_lead
 from devserver_operator.settings import OperatorSettings
 
 logger = logging.getLogger(__name__)
@@ -86,6 +89,7 @@ async def _operate_once(
         liveness_endpoint=liveness,
         standalone=settings.peering is None,
         peering_name=settings.peering,
+        identity=Identity(own_identity()),
         memo=kopf.Memo(settings=settings),
         stop_flag=stop_flag,
         ready_flag=ready_flag,

@@ -1,14 +1,17 @@
-"""kind for the e2e suite: a real cluster with a kubelet, so pods really run.
+"""A real cluster with a kubelet for the e2e suite: kind, from the node image the project builds.
 
-Needs Docker and kind (GitHub Actions: .github/workflows/e2e.yml passes --kind-bin). Without
-them every e2e test is skipped with the reason "Docker/kind not available" -- the only skip
-in the suite. On failure, logs and object dumps land in $DEVSERVER_E2E_ARTIFACTS.
+``hack/kind/build.sh`` (via ``KindToolchain.prepare``) starts Docker if needed and builds kind,
+the node image and the project's images from local sources; the cluster gets an audit log, the
+images, and the chart with the locally built operator image. Where no Docker engine can start,
+every e2e test is skipped with the reason; where one can, nothing here skips: a failing build
+fails the suite. The cluster is deleted at the end, also after a failure; object dumps and logs
+of a failed run land in $DEVSERVER_E2E_ARTIFACTS (default: e2e-artifacts/ in the clone).
 """
 
 from __future__ import annotations
 
+import json
 import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,53 +19,64 @@ from typing import Any
 
 import pytest
 
+from devserver_operator.localcluster import kind_n8n, kind_stack
+from devserver_operator.localcluster.kind import (
+    KIND_DIR,
+    KindCluster,
+    KindToolchain,
+    KindUnavailableError,
+)
+
 REPO = Path(__file__).resolve().parents[2]
-SKIP_REASON = "Docker/kind not available"
-DEFAULT_IMAGE = "ghcr.io/ecospherenetwork/devserver-operator:e2e"
-OPERATOR_NAMESPACE = "devserver-system"
-RELEASE = "devserver-operator"
-
-
-def docker_and_kind_available(config: pytest.Config) -> bool:
-    docker = shutil.which("docker")
-    if docker is None:
-        return False
-    try:
-        info = subprocess.run([docker, "info"], capture_output=True, check=False, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    if info.returncode != 0:
-        return False
-    kind = config.getoption("kind_bin") or shutil.which("kind")
-    return bool(kind) and Path(kind).is_file()
+OPERATOR_NAMESPACE = kind_stack.OPERATOR_NAMESPACE
+RELEASE = kind_stack.RELEASE
+FAILED_KEY = pytest.StashKey[list[str]]()
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Iterator[None]:
     outcome = yield
     report = outcome.get_result()  # type: ignore[attr-defined]
-    if report.when == "call" and report.failed:
+    if report.when in ("setup", "call") and report.failed:
         item.session.stash.setdefault(FAILED_KEY, []).append(item.nodeid)
 
 
-FAILED_KEY = pytest.StashKey[list[str]]()
+@pytest.fixture(scope="session")
+def kind_toolchain() -> KindToolchain:
+    docker = subprocess.run(
+        ["bash", str(KIND_DIR / "dockerd.sh")], capture_output=True, text=True, check=False
+    )
+    if docker.returncode != 0:
+        pytest.skip(f"no Docker engine can run here: {docker.stderr.strip()[-500:]}")
+    try:
+        return KindToolchain.prepare()
+    except KindUnavailableError as error:
+        pytest.fail(str(error))
 
 
 @pytest.fixture(scope="session")
-def e2e_cluster(request: pytest.FixtureRequest) -> Any:
-    if not docker_and_kind_available(request.config):
-        pytest.skip(SKIP_REASON)
-    cluster = request.getfixturevalue("kind_cluster")
-    yield cluster
-    if request.session.stash.get(FAILED_KEY, []):
-        dump_artifacts(cluster)
+def e2e_cluster(
+    kind_toolchain: KindToolchain,
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
+) -> Iterator[KindCluster]:
+    work_dir = tmp_path_factory.mktemp("kind")
+    with KindCluster(
+        kind_toolchain, "devserver-e2e", work_dir, audit=True, mounts=kind_stack.paths_in_node()
+    ) as cluster:
+        cluster.load_images(kind_toolchain.images)
+        try:
+            yield cluster
+        finally:
+            if request.session.stash.get(FAILED_KEY, []):
+                dump_artifacts(cluster)
 
 
-def dump_artifacts(cluster: Any) -> None:
+def dump_artifacts(cluster: KindCluster) -> None:
     target = Path(os.environ.get("DEVSERVER_E2E_ARTIFACTS", REPO / "e2e-artifacts"))
     target.mkdir(parents=True, exist_ok=True)
     dumps = {
-        "objects.yaml": ["get", "all,mcpservers,networkpolicies,configmaps", "-A", "-o", "yaml"],
+        "objects.yaml": ["get", "all,devserver,networkpolicies,configmaps", "-A", "-o", "yaml"],
         "events.txt": ["get", "events", "-A", "--sort-by=.lastTimestamp"],
         "operator.log": ["logs", "-n", OPERATOR_NAMESPACE, f"deployment/{RELEASE}", "--tail=-1"],
         "mcpservers.txt": ["describe", "mcpservers", "-A"],
@@ -70,45 +84,60 @@ def dump_artifacts(cluster: Any) -> None:
     }
     for name, args in dumps.items():
         try:
-            (target / name).write_text(cluster.kubectl(*args))
+            (target / name).write_text(cluster.kubectl(*args, check=False))
         except Exception as error:  # a dump must never hide the real failure
             (target / name).write_text(f"kubectl {' '.join(args)} failed: {error}\n")
 
 
 @pytest.fixture(scope="session")
-def operator_image(e2e_cluster: Any) -> str:
-    """The image built from this checkout (by the workflow, or here) and loaded into kind."""
-    image = os.environ.get("DEVSERVER_E2E_IMAGE")
-    if not image:
-        image = DEFAULT_IMAGE
-        subprocess.run(["docker", "build", "-t", image, str(REPO)], check=True, timeout=1800)
-    e2e_cluster.load_docker_image(image)
-    return image
+def installed_chart(e2e_cluster: KindCluster, kind_toolchain: KindToolchain) -> str:
+    return kind_stack.install_chart(e2e_cluster, kind_stack.operator_image(kind_toolchain.images))
+
+
+def get(cluster: KindCluster, *args: str) -> Any:
+    return json.loads(cluster.kubectl("get", *args, "-o", "json"))
+
+
+EXAMPLES = sorted(
+    path for path in (REPO / "examples").glob("mcpserver-*.yaml") if "remote" not in path.name
+)
+DEMO = "devserver-demo"
+# A cold node pulls nothing (every image is loaded), but five servers start on two cores.
+READY_SECONDS = 420.0
 
 
 @pytest.fixture(scope="session")
-def installed_chart(e2e_cluster: Any, operator_image: str) -> str:
-    from devserver_operator.localcluster import binaries
+def verified_examples(e2e_cluster: KindCluster, installed_chart: str) -> list[str]:
+    """The MCPServer examples that need no internet, applied and waited for: Ready and Verified."""
+    import yaml
 
-    helm = binaries.ensure_binaries((binaries.HELM,))[binaries.HELM]
-    repository, _, tag = operator_image.rpartition(":")
-    # The operator's own namespace enforces Pod Security "restricted" too.
-    e2e_cluster.kubectl("create", "namespace", OPERATOR_NAMESPACE)
-    e2e_cluster.kubectl(
-        "label", "namespace", OPERATOR_NAMESPACE, "pod-security.kubernetes.io/enforce=restricted"
-    )
-    subprocess.run(
-        [
-            str(helm), "install", RELEASE, str(REPO / "charts" / "devserver-operator"),
-            "--namespace", OPERATOR_NAMESPACE,
-            "--set", f"image.repository={repository}",
-            "--set", f"image.tag={tag}",
-            "--set", "image.pullPolicy=Never",
-            "--set", "logFormat=text",
-            "--wait", "--timeout", "5m",
-            "--kubeconfig", str(e2e_cluster.kubeconfig_path),
-        ],
-        check=True,
-        timeout=600,
-    )  # fmt: skip
-    return RELEASE
+    from tests.e2e.helpers import condition, wait_until
+
+    e2e_cluster.kubectl("apply", "-f", str(REPO / "examples" / "namespace.yaml"))
+    names = []
+    for path in EXAMPLES:
+        e2e_cluster.kubectl("apply", "--server-side", "-f", str(path))
+        names.extend(
+            doc["metadata"]["name"]
+            for doc in yaml.safe_load_all(path.read_text())
+            if doc and doc["kind"] == "MCPServer"
+        )
+
+    def unverified() -> list[str]:
+        items = get(e2e_cluster, "mcpservers", "-n", DEMO)["items"]
+        verified = {
+            item["metadata"]["name"]
+            for item in items
+            if condition(item, "Ready").get("status") == "True"
+            and condition(item, "Verified").get("status") == "True"
+        }
+        return sorted(set(names) - verified)
+
+    wait_until(lambda: not unverified(), seconds=READY_SECONDS, what=f"{names} Ready and Verified")
+    return names
+
+
+@pytest.fixture(scope="session")
+def n8n_in_cluster(e2e_cluster: KindCluster, kind_toolchain: KindToolchain) -> kind_n8n.KindN8n:
+    """n8n in the cluster, at the URL of the WorkflowIntegration example, set up with a key."""
+    return kind_n8n.deploy(e2e_cluster, kind_n8n.node_image(kind_toolchain.images))

@@ -38,6 +38,17 @@ from typing import Any
 import httpx
 import pytest
 
+from devserver_operator.localcluster.n8n_account import (
+    BROWSER_ID,
+    OWNER_EMAIL,
+    OWNER_PASSWORD,
+    N8nSetupError,
+    create_owner_and_api_key,
+    routes_ready,
+)
+
+__all__ = ["BROWSER_ID", "OWNER_EMAIL", "OWNER_PASSWORD", "N8nServer", "N8nStartError", "SlowProxy"]
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 N8N_DIR = REPO_ROOT / "hack" / "n8n"
 INSTALL_SCRIPT = N8N_DIR / "install.sh"
@@ -45,9 +56,6 @@ INSTALL_TIMEOUT = 2400.0  # a cold install takes ~5.5 min on 2 cores; leave room
 START_TIMEOUT = 180.0
 STOP_TIMEOUT = 20.0
 
-OWNER_EMAIL = "owner@devserver.test"
-OWNER_PASSWORD = "Devserver-0wner-Pass"  # 8-64 chars, an uppercase letter and a digit
-BROWSER_ID = "devserver-operator-tests"
 
 _PR_SET_PDEATHSIG = 1
 _libc: Any = None
@@ -266,50 +274,22 @@ class N8nServer:
         return N8nStartError(f"{why}\n--- last lines of {self.log_path} ---\n{self.log_tail()}")
 
     def _wait_ready(self, deadline: float) -> None:
-        """Poll until the REST routes exist: POST /rest/owner/setup {} answers a 400 JSON.
-
-        (/healthz/readiness answers earlier, before the routes are registered.)
-        """
         with httpx.Client(base_url=self.base_url, timeout=5.0) as client:
             while time.monotonic() < deadline:
                 if self._proc is None or self._proc.poll() is not None:
                     code = self._proc.returncode if self._proc is not None else None
                     raise self._fail(f"n8n exited with code {code} while starting")
-                with contextlib.suppress(httpx.HTTPError, ValueError):
-                    r = client.post("/rest/owner/setup", json={})
-                    if r.status_code == 400 and isinstance(r.json(), dict):
-                        return
+                if routes_ready(client):
+                    return
                 time.sleep(0.25)
         raise self._fail(f"n8n did not become ready within {self.start_timeout:g}s")
 
     def _setup_owner_and_api_key(self) -> None:
-        headers = {"browser-id": BROWSER_ID}
-        with httpx.Client(base_url=self.base_url, timeout=30.0, headers=headers) as client:
-            r = client.post(
-                "/rest/owner/setup",
-                json={
-                    "email": OWNER_EMAIL,
-                    "firstName": "Devserver",
-                    "lastName": "Tests",
-                    "password": OWNER_PASSWORD,
-                },
-            )
-            if r.status_code != 200:
-                raise self._fail(f"owner setup failed: HTTP {r.status_code} {r.text[:300]}")
-            r = client.get("/rest/api-keys/scopes")
-            if r.status_code != 200:
-                raise self._fail(f"listing API key scopes failed: HTTP {r.status_code}")
-            scopes = r.json()["data"]
-            r = client.post(
-                "/rest/api-keys",
-                json={"label": "devserver-operator tests", "scopes": scopes, "expiresAt": None},
-            )
-            if r.status_code != 200:
-                raise self._fail(f"creating the API key failed: HTTP {r.status_code}")
-            self.api_key = r.json()["data"]["rawApiKey"]
-            r = client.get("/rest/settings")
-            if r.status_code == 200:
-                self.version = str(r.json().get("data", {}).get("versionCli", ""))
+        try:
+            access = create_owner_and_api_key(self.base_url)
+        except N8nSetupError as error:
+            raise self._fail(str(error)) from None
+        self.api_key, self.version = access.api_key, access.version
 
 
 # ---------------------------------------------------------------------- pytest plugin

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from datetime import UTC, datetime
 from typing import Any
 
 import kopf
+import pytest
 from kopf._cogs.aiokits import aiotoggles
 from kopf._core.engines import peering
 
+from devserver_operator import leadership
 from devserver_operator.leadership import PEERING_LOGGER, start_priority, watching_the_lead
 
 ME = peering.Identity("me")
@@ -76,3 +79,21 @@ def test_watching_the_lead_leaves_the_logger_as_it_was() -> None:
         assert lead not in peering_logger.handlers
     finally:
         peering_logger.setLevel(logging.NOTSET)
+
+
+def test_the_identity_needs_no_passwd_entry_for_the_uid(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The image runs as UID 10001 with no passwd entry (and OpenShift assigns arbitrary UIDs):
+    kopf's default identity calls getpass.getuser(), which raises KeyError there."""
+
+    def no_passwd_entry() -> str:
+        raise KeyError("getpwuid(): uid not found: 10001")
+
+    monkeypatch.delenv("POD_ID", raising=False)
+    monkeypatch.setattr(leadership.getpass, "getuser", no_passwd_entry)
+    identity = leadership.own_identity()
+    assert identity.startswith(f"uid{os.getuid()}@")
+
+
+def test_the_identity_is_the_pod_name_in_a_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POD_ID", "devserver-operator-5d9c-abcde")
+    assert leadership.own_identity() == "devserver-operator-5d9c-abcde"

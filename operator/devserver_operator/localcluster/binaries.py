@@ -23,7 +23,10 @@ ETCD: Final = "etcd"
 KUBE_APISERVER: Final = "kube-apiserver"
 KUBE_CONTROLLER_MANAGER: Final = "kube-controller-manager"
 HELM: Final = "helm"
+KUBECTL: Final = "kubectl"
+KIND: Final = "kind"
 ALL_BINARIES: Final = (ETCD, KUBE_APISERVER, KUBE_CONTROLLER_MANAGER, HELM)
+"""What the local control plane needs; kind and kubectl are built on demand for kind clusters."""
 
 # This file is operator/devserver_operator/localcluster/binaries.py in a clone; the
 # build recipe is only there, not in an installed wheel.
@@ -42,11 +45,14 @@ class PinnedVersions:
     kubernetes: str
     etcd: str
     helm: str
+    kind: str = ""
 
     def of(self, binary: str) -> str:
         """The version that names ``binary``'s cache directory."""
-        if binary in (KUBE_APISERVER, KUBE_CONTROLLER_MANAGER):
+        if binary in (KUBE_APISERVER, KUBE_CONTROLLER_MANAGER, KUBECTL):
             return self.kubernetes
+        if binary == KIND and self.kind:
+            return self.kind
         if binary == ETCD:
             return self.etcd
         if binary == HELM:
@@ -74,6 +80,7 @@ def read_pinned_versions(versions_file: Path = VERSIONS_FILE) -> PinnedVersions:
             kubernetes=values["KUBERNETES_VERSION"],
             etcd=values["ETCD_VERSION"],
             helm=values["HELM_VERSION"],
+            kind=values.get("KIND_VERSION", ""),
         )
     except KeyError as missing:
         raise ValueError(f"{versions_file} lacks {missing.args[0]}") from None
