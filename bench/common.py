@@ -151,7 +151,7 @@ def start_operator_process(
 
     ``venv``: run the one installed there, e.g. a venv with only the runtime dependencies
     (``UV_PROJECT_ENVIRONMENT=DIR uv sync --frozen --no-dev``), as in the container image:
-    kopf imports optional libraries it finds (pykube-ng from the test tools), which the
+    kopf imports optional libraries it finds among the test tools, which the
     image does not have."""
     executable = (venv / "bin" if venv else Path(sys.executable).parent) / "devserver-operator"
     environment = {

@@ -51,7 +51,9 @@ build_image() {
     {
       (cd "${context}" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
       cat "${dockerfile}"
-      printf '%s\n' "${arguments[@]}"
+      # The arguments without the Dockerfile's path (its content counts above), so that a
+      # clone in another folder finds the same images current.
+      printf '%s\n' "${arguments[@]}" | grep -vxF -- "${dockerfile}"
       local base
       for base in $(awk 'toupper($1) == "FROM" { print $2 }' "${dockerfile}"); do
         [[ "${base}" == "scratch" || "${base}" == *'$'* ]] || image_id "${base}"

