@@ -22,11 +22,11 @@ from aiohttp import web
 from devserver_operator.kube.client import Credentials, KubeClient
 from devserver_operator.settings import OperatorSettings
 
+from . import WEBHOOK_PATH
 from .decision import BadReviewError, decide
 
 logger = logging.getLogger(__name__)
 
-PATH = "/validate"
 WEBHOOK_API_VERSION = "admissionregistration.k8s.io/v1"
 CERT_CHECK_SECONDS = 60.0
 # An AdmissionReview holds the object twice (object and oldObject), each up to etcd's 1.5 MiB.
@@ -117,7 +117,7 @@ def _application(settings: OperatorSettings, kube: KubeClient) -> web.Applicatio
         return web.json_response(answer)
 
     app = web.Application(client_max_size=MAX_REQUEST_BYTES)
-    app.router.add_post(PATH, validate)
+    app.router.add_post(WEBHOOK_PATH, validate)
     return app
 
 
