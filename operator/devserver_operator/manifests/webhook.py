@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from devserver_operator.admission.references import CHECKED_KINDS
 from devserver_operator.admission import WEBHOOK_PATH
+from devserver_operator.admission.references import CHECKED_KINDS
 from devserver_operator.api.kinds import ALL_KINDS, GROUP, VERSION
 
 from .operator_rbac import ADMISSION_WEBHOOK_CONFIGURATION
