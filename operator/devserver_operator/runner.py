@@ -12,6 +12,7 @@ import kopf
 # kopf types the identity as a NewType it does not export at the top level.
 from kopf._core.engines.peering import Identity
 
+from devserver_operator.admission.server import admission_webhook
 from devserver_operator.leadership import own_identity, watching_the_lead
 from devserver_operator.settings import OperatorSettings
 
@@ -38,7 +39,18 @@ async def operate(
     """Run the operator until ``stop_flag`` is set (or forever).
 
     Under peering, a replica that loses the lead starts again as a fresh standby (see
-    ``leadership``) instead of keeping its caches and background work while paused."""
+    ``leadership``) instead of keeping its caches and background work while paused. The
+    admission webhook serves across those restarts, on leader and standby alike."""
+    async with admission_webhook(settings):
+        await _operate_with_peering(settings, stop_flag=stop_flag, ready_flag=ready_flag)
+
+
+async def _operate_with_peering(
+    settings: OperatorSettings,
+    *,
+    stop_flag: asyncio.Event | threading.Event | None,
+    ready_flag: asyncio.Event | threading.Event | None,
+) -> None:
     if settings.peering is None:
         await _operate_once(settings, stop_flag=stop_flag, ready_flag=ready_flag)
         return

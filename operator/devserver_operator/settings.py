@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from devserver_operator.admission.references import check_allow_list_entry
 
 # supergateway runs a stdio MCP server as a child process and serves it over streamable HTTP
 # or SSE. Its image ships Node.js, so npx-based servers run in it unchanged; Python servers use
@@ -52,3 +54,23 @@ class OperatorSettings(BaseSettings):
     """Seconds after which the operator ends a watch request itself, even if the server did
     not: this catches connections that died without a word (a vanished load balancer or
     NAT entry). Longer than ``watch_server_timeout``."""
+    admission_port: int = Field(default=0, ge=0, le=65535)
+    """HTTPS port of the admission webhook that checks MCPServers, WorkflowIntegrations and
+    AlertRules against their author's own rights; 0 disables it."""
+    admission_address: str = "0.0.0.0"  # noqa: S104 - the API server calls in from outside the pod
+    """Address the admission webhook listens on."""
+    admission_cert_file: str | None = None
+    """PEM serving certificate (chain) of the admission webhook; re-read when it changes."""
+    admission_key_file: str | None = None
+    """PEM private key of the serving certificate."""
+    admission_ca_file: str | None = None
+    """PEM CA that signed the serving certificate; written into the caBundle of
+    ``admission_webhook_configuration`` at start and whenever the file changes."""
+    admission_webhook_configuration: str | None = None
+    """Name of the ValidatingWebhookConfiguration whose caBundle the operator keeps current;
+    none when empty (then whoever installs it sets the caBundle)."""
+    allowed_images: list[Annotated[str, AfterValidator(check_allow_list_entry)]] = Field(
+        default_factory=list
+    )
+    """Images that authors without the right to create pods may run as MCPServers: prefixes
+    ending in '/' (ghcr.io/org/), digests (sha256:...) or references with a digest."""

@@ -28,13 +28,14 @@ CLUSTER_SCOPED = {
     ("apiextensions.k8s.io", "customresourcedefinitions"),
     ("", "namespaces"),
     ("kopf.dev", "clusterkopfpeerings"),
+    ("admissionregistration.k8s.io", "validatingwebhookconfigurations"),
 }
 
 NOT_NEEDED = {
     # The client can address these, but the operator only ever needs them in ways covered
-    # elsewhere: PVCs are referenced by pods (never read), SubjectAccessReviews are not
-    # created (TeamAccess relies on Kubernetes' own escalation check and the admission
-    # policy), and ClusterRoles are only bound (the `bind` rule).
+    # elsewhere: PVCs are referenced by pods (never read), cluster-wide SubjectAccessReviews are
+    # not created (the admission webhook asks LocalSubjectAccessReviews, one namespace at a
+    # time), and ClusterRoles are only bound (the `bind` rule).
     ("", "persistentvolumeclaims"),
     ("authorization.k8s.io", "subjectaccessreviews"),
     # Known to the client so that tests and `devserver-operator dev` can install the chart's
@@ -105,6 +106,20 @@ def test_bind_only_the_team_roles() -> None:
     assert binds[0]["resources"] == ["clusterroles"]
     assert sorted(binds[0]["resourceNames"]) == sorted(CLUSTER_ROLE_FOR.values())
     assert not [r for r in rules if "escalate" in r["verbs"] or "impersonate" in r["verbs"]]
+
+
+def test_the_admission_webhook_asks_per_namespace_and_patches_only_its_own_configuration() -> None:
+    for mode in InstallMode:
+        rules = operator_rules(mode)
+        assert granted(rules, "authorization.k8s.io", "localsubjectaccessreviews") == {"create"}
+        assert not granted(rules, "authorization.k8s.io", "subjectaccessreviews")
+    [webhook_rule] = [
+        rule
+        for rule in operator_rules(InstallMode.CLUSTER_WIDE)
+        if "validatingwebhookconfigurations" in rule["resources"]
+    ]
+    assert webhook_rule["resourceNames"] == ["devserver-operator-admission"]
+    assert webhook_rule["verbs"] == ["get", "patch"]
 
 
 def test_no_wildcards() -> None:

@@ -63,6 +63,12 @@ _KNOWN = [
         "validatingadmissionpolicybindings",
         namespaced=False,
     ),
+    Resource(
+        "admissionregistration.k8s.io/v1",
+        "ValidatingWebhookConfiguration",
+        "validatingwebhookconfigurations",
+        namespaced=False,
+    ),
     Resource("monitoring.coreos.com/v1", "PrometheusRule", "prometheusrules"),
     Resource(
         "apiextensions.k8s.io/v1",

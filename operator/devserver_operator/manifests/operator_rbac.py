@@ -34,6 +34,9 @@ TEAM_ROLE_NAMES = tuple(sorted(CLUSTER_ROLE_FOR.values()))
 """The ClusterRoles a TeamAccess may bind (shipped by the chart). The operator holds `bind`
 on exactly these, so it cannot hand out anything else (no privilege laundering)."""
 
+ADMISSION_WEBHOOK_CONFIGURATION = "devserver-operator-admission"
+"""The ValidatingWebhookConfiguration whose caBundle the operator keeps current."""
+
 PEERING_GROUP = "kopf.dev"
 PEERING_VERSION = "v1"
 
@@ -93,6 +96,9 @@ def operator_rules(mode: InstallMode, *, peering: bool = False) -> list[dict[str
             ["prometheusrules"],
             ["get", "list", "watch", "create", "patch", "delete"],
         ),
+        # The admission webhook asks whether the author of a spec may do what the spec makes
+        # the operator do (read a Secret, run pods): no confused deputy.
+        _rule("authorization.k8s.io", ["localsubjectaccessreviews"], ["create"]),
         # Events on our resources (kopf posts core Events; events.k8s.io for newer clients).
         _rule("", ["events"], ["create", "patch"]),
         _rule("events.k8s.io", ["events"], ["create", "patch"]),
@@ -103,6 +109,13 @@ def operator_rules(mode: InstallMode, *, peering: bool = False) -> list[dict[str
             # namespaces that come and go.
             _rule("apiextensions.k8s.io", ["customresourcedefinitions"], ["get", "list", "watch"]),
             _rule("", ["namespaces"], ["list", "watch"]),
+            # The admission webhook's caBundle, kept equal to the CA of its serving certificate.
+            _rule(
+                "admissionregistration.k8s.io",
+                ["validatingwebhookconfigurations"],
+                ["get", "patch"],
+                resourceNames=[ADMISSION_WEBHOOK_CONFIGURATION],
+            ),
         ]
     if peering:
         plural = "clusterkopfpeerings" if mode is InstallMode.CLUSTER_WIDE else "kopfpeerings"

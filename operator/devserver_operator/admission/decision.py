@@ -1,0 +1,166 @@
+"""Decide one AdmissionReview: the rights a spec needs (``references``), asked of the API
+server for the requester with SubjectAccessReviews."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from devserver_operator.api.alertrule import AlertRuleSpec
+from devserver_operator.api.mcpserver import MCPServerSpec
+from devserver_operator.api.workflowintegration import WorkflowIntegrationSpec
+from devserver_operator.kube.client import KubeClient
+
+from .references import Requirement, changed, image_allowed, requirements
+
+SPEC_MODELS: dict[str, type[BaseModel]] = {
+    "MCPServer": MCPServerSpec,
+    "WorkflowIntegration": WorkflowIntegrationSpec,
+    "AlertRule": AlertRuleSpec,
+}
+REFUSED_PREFIX = "the operator would act on your behalf beyond your own rights"
+# A LocalSubjectAccessReview asks about one namespace only, which is all a namespaced
+# reference needs, and a Role may grant it: single-namespace installs stay free of
+# cluster-scoped rights.
+LOCAL_SAR_PATH = "/apis/authorization.k8s.io/v1/namespaces/{namespace}/localsubjectaccessreviews"
+
+
+class BadReviewError(ValueError):
+    """The AdmissionReview itself is malformed (not the object under review)."""
+
+
+def needed(request: Mapping[str, Any], *, bridge_image: str) -> list[Requirement]:
+    """The requirements to check for one admission request: all of them on create, the new
+    ones on update. Raises ValidationError for a spec the operator's model refuses."""
+    kind = str((request.get("kind") or {}).get("kind") or "")
+    model = SPEC_MODELS.get(kind)
+    if model is None:
+        raise BadReviewError(f"kind {kind!r} is not one this webhook checks")
+    new_object = request.get("object")
+    if not isinstance(new_object, Mapping):
+        raise BadReviewError("the request carries no object")
+    spec = model.model_validate(new_object.get("spec") or {})
+    wanted = requirements(kind, spec, bridge_image=bridge_image)
+    old_object = request.get("oldObject")
+    if request.get("operation") != "UPDATE" or not isinstance(old_object, Mapping):
+        return wanted
+    try:
+        old_spec = model.model_validate(old_object.get("spec") or {})
+    except ValidationError:
+        return wanted  # an old spec the model no longer accepts vouches for nothing
+    return changed(wanted, requirements(kind, old_spec, bridge_image=bridge_image))
+
+
+async def refusals(
+    kube: KubeClient,
+    user_info: Mapping[str, Any],
+    namespace: str,
+    wanted: Sequence[Requirement],
+    allowed_images: Sequence[str],
+) -> list[str]:
+    """One sentence per requirement the requester does not meet, naming field and right."""
+    open_ = [r for r in wanted if r.image is None or not image_allowed(r.image, allowed_images)]
+    rights = sorted({(r.resource, r.verb, r.name) for r in open_})
+    answers = await asyncio.gather(
+        *(_may(kube, user_info, namespace, resource, verb, name) for resource, verb, name in rights)
+    )
+    allowed = {right for right, yes in zip(rights, answers, strict=True) if yes}
+    sentences = []
+    for requirement in open_:
+        if (requirement.resource, requirement.verb, requirement.name) in allowed:
+            continue
+        target = (
+            f'{requirement.resource} "{requirement.name}"'
+            if requirement.name
+            else requirement.resource
+        )
+        sentence = (
+            f"{requirement.field}: needs permission to {requirement.verb} {target} "
+            f"in namespace {namespace}"
+        )
+        if requirement.image is not None:
+            sentence += f", or the image {requirement.image} on the operator's allowedImages"
+        sentences.append(sentence)
+    return sentences
+
+
+async def _may(
+    kube: KubeClient,
+    user_info: Mapping[str, Any],
+    namespace: str,
+    resource: str,
+    verb: str,
+    name: str,
+) -> bool:
+    spec: dict[str, Any] = {
+        "user": user_info.get("username", ""),
+        "groups": list(user_info.get("groups") or []),
+        "resourceAttributes": {
+            "namespace": namespace,
+            "group": "",
+            "resource": resource,
+            "verb": verb,
+            "name": name,
+        },
+    }
+    if user_info.get("uid"):
+        spec["uid"] = user_info["uid"]
+    if user_info.get("extra"):
+        # Scopes of a bound token and the like narrow what RBAC grants; keep them.
+        spec["extra"] = user_info["extra"]
+    review = await kube.raw(
+        "POST",
+        LOCAL_SAR_PATH.format(namespace=namespace),
+        {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "LocalSubjectAccessReview",
+            "metadata": {"namespace": namespace},
+            "spec": spec,
+        },
+    )
+    return bool((review.get("status") or {}).get("allowed"))
+
+
+async def decide(
+    review: Mapping[str, Any],
+    kube: KubeClient,
+    *,
+    allowed_images: Sequence[str],
+    bridge_image: str,
+) -> dict[str, Any]:
+    """The AdmissionReview answer to ``review``."""
+    request = review.get("request")
+    if not isinstance(request, Mapping) or not request.get("uid"):
+        raise BadReviewError("not an AdmissionReview request")
+    try:
+        wanted = needed(request, bridge_image=bridge_image)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        return _answer(request, 422, "Invalid", f"spec.{where}: {first['msg']}".rstrip("."))
+    if not wanted:
+        return _answer(request)
+    user_info = request.get("userInfo") or {}
+    namespace = str(request.get("namespace") or "")
+    sentences = await refusals(kube, user_info, namespace, wanted, allowed_images)
+    if not sentences:
+        return _answer(request)
+    who = user_info.get("username", "unknown")
+    message = f"{REFUSED_PREFIX} (you are {who}): " + "; ".join(sentences)
+    return _answer(request, 403, "Forbidden", message)
+
+
+def _answer(
+    request: Mapping[str, Any], code: int = 200, reason: str = "", message: str = ""
+) -> dict[str, Any]:
+    response: dict[str, Any] = {"uid": request["uid"], "allowed": code == 200}
+    if code != 200:
+        response["status"] = {"code": code, "reason": reason, "message": message}
+    return {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "response": response,
+    }
