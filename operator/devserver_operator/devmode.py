@@ -169,13 +169,18 @@ async def _apply_and_watch(
             )
         say(f"letting the operator work for {SETTLE_SECONDS:.0f} s")
         await asyncio.sleep(SETTLE_SECONDS)
+        await show_status(kube, once=once, running=f"kubectl works with KUBECONFIG={kubeconfig}")
+
+
+async def show_status(kube: KubeClient, *, once: bool, running: str) -> None:
+    """The status table now, and (unless ``once``) every 15 s until Ctrl-C."""
+    print(await status_table(kube), flush=True)
+    if once:
+        return
+    say(f"running; Ctrl-C stops. {running}")
+    while True:
+        await asyncio.sleep(15)
         print(await status_table(kube), flush=True)
-        if once:
-            return
-        say(f"running; Ctrl-C stops. kubectl works with KUBECONFIG={kubeconfig}")
-        while True:
-            await asyncio.sleep(15)
-            print(await status_table(kube), flush=True)
 
 
 async def apply_documents(kube: KubeClient, documents: list[dict[str, Any]]) -> None:

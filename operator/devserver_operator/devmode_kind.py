@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from devserver_operator.api import ALL_KINDS, API_VERSION
-from devserver_operator.devmode import apply_documents, say, status_table
+from devserver_operator.devmode import apply_documents, say, show_status
 from devserver_operator.kube.client import Credentials, KubeClient
 from devserver_operator.localcluster import kind_n8n, kind_stack
 from devserver_operator.localcluster.binaries import cache_root
@@ -74,15 +74,13 @@ async def _apply_and_watch(
             if not await _not_ready(kube) - needs_internet:
                 break
             await asyncio.sleep(POLL_SECONDS)
-        print(await status_table(kube), flush=True)
         for name in sorted(needs_internet):
             say(f"{name} is a remote MCP server on the internet, which this machine cannot reach")
-        if once:
-            return
-        say(f"running; Ctrl-C stops and deletes the cluster. KUBECONFIG={cluster.kubeconfig_path}")
-        while True:
-            await asyncio.sleep(15)
-            print(await status_table(kube), flush=True)
+        await show_status(
+            kube,
+            once=once,
+            running=f"The cluster is deleted then. KUBECONFIG={cluster.kubeconfig_path}",
+        )
 
 
 def internet_bound(documents: list[dict[str, Any]]) -> set[str]:

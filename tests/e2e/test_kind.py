@@ -62,15 +62,15 @@ def test_the_operator_pod_runs_as_a_uid_without_a_passwd_entry(
 
 
 MCP_IMAGE = "localhost/devserver/mcp-servers:2026.8.31"
-ROTATION = f"""\
-apiVersion: v1
-kind: Secret
-metadata: {{name: rotation-token, namespace: {DEMO}}}
-stringData: {{token: first}}
----
+
+
+def everything_server(name: str, namespace: str, more: str = "") -> str:
+    """An MCPServer running the reference "everything" server over streamable HTTP; ``more``
+    continues its spec (after an ``env`` list that sets PORT)."""
+    return f"""\
 apiVersion: devserver.ecosphere.network/v1alpha1
 kind: MCPServer
-metadata: {{name: rotation, namespace: {DEMO}}}
+metadata: {{name: {name}, namespace: {namespace}}}
 spec:
   image: {MCP_IMAGE}
   transport: streamable-http
@@ -79,9 +79,23 @@ spec:
   command: [mcp-server-everything, streamableHttp]
   env:
     - {{name: PORT, value: "3001"}}
+{more}"""
+
+
+ROTATION = f"""\
+apiVersion: v1
+kind: Secret
+metadata: {{name: rotation-token, namespace: {DEMO}}}
+stringData: {{token: first}}
+---
+""" + everything_server(
+    "rotation",
+    DEMO,
+    """\
     - name: TOKEN
-      valueFrom: {{secretKeyRef: {{name: rotation-token, key: token}}}}
-"""
+      valueFrom: {secretKeyRef: {name: rotation-token, key: token}}
+""",
+)
 
 
 def test_every_example_is_verified_by_the_in_cluster_operator_with_its_tools(
@@ -266,23 +280,17 @@ spec:
   selector: {{app: report-receiver}}
   ports: [{{port: 8080}}]
 ---
-apiVersion: devserver.ecosphere.network/v1alpha1
-kind: MCPServer
-metadata: {{name: monitored, namespace: {DEMO}}}
-spec:
-  image: {MCP_IMAGE}
-  transport: streamable-http
-  port: 3001
-  path: /mcp
-  command: [mcp-server-everything, streamableHttp]
-  env:
-    - {{name: PORT, value: "3001"}}
+""" + everything_server(
+    "monitored",
+    DEMO,
+    """\
   networkPolicy:
     # n8n runs in its own namespace and calls the server from there.
     ingressFrom:
       - namespaceSelector:
-          matchLabels: {{kubernetes.io/metadata.name: automation}}
-"""
+          matchLabels: {kubernetes.io/metadata.name: automation}
+""",
+)
 
 
 def integration(n8n_url: str) -> str:
