@@ -59,8 +59,19 @@ class OperatorSettings(BaseSettings):
     AlertRules against their author's own rights; 0 disables it."""
     admission_address: str = "0.0.0.0"  # noqa: S104 - the API server calls in from outside the pod
     """Address the admission webhook listens on."""
+    admission_tls_secret: str | None = None
+    """Secret in ``operator_namespace`` with the admission webhook's CA and serving
+    certificate, which the operator creates when missing and renews 30 days before expiry
+    (the chart: ``<release>-admission-tls``). Unused when ``admission_cert_file`` is set."""
+    admission_service: str | None = None
+    """Service through which the API server calls the admission webhook: the managed
+    certificate is issued for ``<service>.<operator_namespace>.svc`` and
+    ``<service>.<operator_namespace>.svc.<cluster_domain>``."""
+    admission_dns_names: list[str] = Field(default_factory=list)
+    """More DNS names of the managed certificate (a webhook called by URL, such as localhost)."""
     admission_cert_file: str | None = None
-    """PEM serving certificate (chain) of the admission webhook; re-read when it changes."""
+    """PEM serving certificate (chain) of the admission webhook, issued by someone else
+    (cert-manager); re-read when it changes. Set, it wins over ``admission_tls_secret``."""
     admission_key_file: str | None = None
     """PEM private key of the serving certificate."""
     admission_ca_file: str | None = None

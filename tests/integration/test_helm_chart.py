@@ -3,15 +3,21 @@
 - `helm lint --strict` in both modes; every rendered object passes strict schema validation;
 - `helm install` into a local control plane of its own (a fresh etcd + kube-apiserver, so that
   the session's other operator cannot do this operator's work);
+- the admission webhook is on by default: its configuration has no caBundle, so every render
+  is the same; until an operator answers, spec writes of the three kinds are refused;
 - the operator runs under the chart's ServiceAccount, with a real token from the TokenRequest
-  API, and reconciles an MCPServer to Ready; the audit log shows it was never refused;
+  API: it creates its webhook certificate's Secret, writes the CA into the chart's webhook
+  configuration, answers the API server's admission reviews and reconciles an MCPServer to
+  Ready; the audit log shows it was never refused;
 - `helm uninstall` leaves nothing of the release behind (Helm keeps CRDs by design).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import socket
 import subprocess
 import time
 import uuid
@@ -23,7 +29,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from devserver_operator.admission import WEBHOOK_PATH
 from devserver_operator.kube.client import Credentials, KubeClient
+from devserver_operator.kube.errors import KubeApiError
 from devserver_operator.localcluster import (
     ControlPlaneBinaries,
     LocalControlPlane,
@@ -94,8 +102,16 @@ def test_rendered_objects_pass_strict_validation(mode: str) -> None:
     documents = [d for d in yaml.safe_load_all(text) if d]
     kinds = {d["kind"] for d in documents}
     assert {"Deployment", "ServiceAccount", "CustomResourceDefinition"} <= kinds
-    assert ("Role" in kinds) == (mode == "single-namespace")
-    assert ("ClusterRoleBinding" in kinds) == (mode == "cluster-wide")
+    roles = {(d["kind"], d["metadata"]["name"]) for d in documents if "Role" in d["kind"]}
+    manager = "devserver-operator-manager"
+    assert (("Role", manager) in roles) == (mode == "single-namespace")
+    assert (("ClusterRoleBinding", manager) in roles) == (mode == "cluster-wide")
+    # The admission webhook's Role on its Secret, and in single-namespace mode its only
+    # cluster-scoped right (the caBundle of its own webhook configuration).
+    assert ("Role", "devserver-operator-admission") in roles
+    assert (("ClusterRole", "devserver-operator-admission") in roles) == (
+        mode == "single-namespace"
+    )
     for document in documents:
         if document["kind"] in NOT_IN_KUBERNETES_VALIDATE:
             continue
@@ -111,6 +127,112 @@ def test_the_operator_pod_meets_pod_security_restricted() -> None:
     assert deployment["spec"]["strategy"]["type"] == "Recreate"
     probe = deployment["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]
     assert probe["httpGet"] == {"path": "/healthz", "port": "health"}
+
+
+def render(*values: str, release: str = "x") -> dict[tuple[str, str], dict[str, Any]]:
+    text = helm("template", release, CHART, "--namespace", "ops", *values)
+    return {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(text) if d}
+
+
+def container(objects: dict[tuple[str, str], dict[str, Any]]) -> dict[str, Any]:
+    deployment = objects[("Deployment", "x-devserver-operator")]
+    first: dict[str, Any] = deployment["spec"]["template"]["spec"]["containers"][0]
+    return first
+
+
+def env(objects: dict[tuple[str, str], dict[str, Any]]) -> dict[str, str]:
+    return {e["name"]: e.get("value", "") for e in container(objects)["env"]}
+
+
+def test_the_admission_webhook_is_installed_by_default() -> None:
+    objects = render()
+    name = "x-devserver-operator-admission"
+    configuration = objects[("ValidatingWebhookConfiguration", name)]
+    (webhook,) = configuration["webhooks"]
+    # No caBundle: the operator writes it, so a render never differs from the last one.
+    assert webhook["clientConfig"] == {
+        "service": {"namespace": "ops", "name": name, "path": WEBHOOK_PATH, "port": 443}
+    }
+    assert (webhook["failurePolicy"], webhook["timeoutSeconds"]) == ("Fail", 5)
+    assert "namespaceSelector" not in webhook
+    assert webhook["matchConditions"][0]["name"] == "spec-written"
+    service = objects[("Service", name)]
+    assert service["spec"]["ports"] == [
+        {"name": "admission", "port": 443, "targetPort": "admission", "protocol": "TCP"}
+    ]
+    assert {"name": "admission", "containerPort": 9443, "protocol": "TCP"} in container(objects)[
+        "ports"
+    ]
+    assert env(objects) | {
+        "DEVSERVER_OPERATOR_ADMISSION_PORT": "9443",
+        "DEVSERVER_OPERATOR_ADMISSION_TLS_SECRET": f"{name}-tls",
+        "DEVSERVER_OPERATOR_ADMISSION_SERVICE": name,
+        "DEVSERVER_OPERATOR_ADMISSION_WEBHOOK_CONFIGURATION": name,
+    } == env(objects)
+    assert "DEVSERVER_OPERATOR_ALLOWED_IMAGES" not in env(objects)
+    # The API server is no pod: the webhook port is open to any source.
+    ingress = objects[("NetworkPolicy", "x-devserver-operator")]["spec"]["ingress"]
+    assert {"ports": [{"port": "admission", "protocol": "TCP"}]} in ingress
+    # RBAC: this release's Secret and webhook configuration, by name.
+    role = objects[("Role", name)]
+    assert role["metadata"]["namespace"] == "ops"
+    assert role["rules"][0]["resourceNames"] == [f"{name}-tls"]
+    assert role["rules"][0]["verbs"] == ["get", "update"]
+    assert role["rules"][1] == {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]}
+    assert objects[("RoleBinding", name)]["roleRef"]["name"] == name
+    manager = objects[("ClusterRole", "x-devserver-operator-manager")]
+    (ca_bundle_rule,) = [
+        r for r in manager["rules"] if "validatingwebhookconfigurations" in r["resources"]
+    ]
+    assert ca_bundle_rule["resourceNames"] == [name]
+    assert ("ClusterRole", name) not in objects  # cluster-wide: the manager role has it
+
+
+def test_the_admission_values_reach_the_webhook_and_the_operator() -> None:
+    objects = render(
+        "--set", "admission.port=10443", "--set", "admission.timeoutSeconds=3",
+        "--set", "admission.failurePolicy=Ignore", "--set", "allowedImages={ghcr.io/ok/}",
+        "--set", "namespaces={team-a,team-b}",
+    )  # fmt: skip
+    name = "x-devserver-operator-admission"
+    (webhook,) = objects[("ValidatingWebhookConfiguration", name)]["webhooks"]
+    assert (webhook["failurePolicy"], webhook["timeoutSeconds"]) == ("Ignore", 3)
+    # Single-namespace mode: checked only where the operator works.
+    assert webhook["namespaceSelector"] == {
+        "matchExpressions": [
+            {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["team-a", "team-b"]}
+        ]
+    }
+    assert env(objects)["DEVSERVER_OPERATOR_ADMISSION_PORT"] == "10443"
+    assert env(objects)["DEVSERVER_OPERATOR_ALLOWED_IMAGES"] == '["ghcr.io/ok/"]'
+    assert {"name": "admission", "containerPort": 10443, "protocol": "TCP"} in container(objects)[
+        "ports"
+    ]
+    # Its one cluster-scoped right: the caBundle of this release's webhook configuration.
+    assert objects[("ClusterRole", name)]["rules"] == [
+        {
+            "apiGroups": ["admissionregistration.k8s.io"],
+            "resources": ["validatingwebhookconfigurations"],
+            "resourceNames": [name],
+            "verbs": ["get", "patch"],
+        }
+    ]
+    assert objects[("ClusterRoleBinding", name)]["subjects"][0]["namespace"] == "ops"
+
+
+def test_admission_disabled_leaves_out_the_webhook_and_all_it_needs() -> None:
+    objects = render("--set", "admission.enabled=false", "--set", "namespaces={team-a}")
+    kinds = {kind for kind, name in objects if name.endswith("-admission")}
+    assert kinds == set()
+    assert not any(key.startswith("DEVSERVER_OPERATOR_ADMISSION") for key in env(objects))
+    ingress = objects[("NetworkPolicy", "x-devserver-operator")]["spec"]["ingress"]
+    assert all(port["port"] != "admission" for rule in ingress for port in rule["ports"])
+
+
+def test_every_render_is_the_same() -> None:
+    """GitOps: no generated certificate or random value in the chart (no diff on each sync)."""
+    values = ["--set", "replicas=2"]
+    assert helm("template", "x", CHART, *values) == helm("template", "x", CHART, *values)
 
 
 # -- install, run under the chart's identity, uninstall ---------------------------------
@@ -272,13 +394,27 @@ async def test_install_run_as_the_chart_service_account_and_uninstall(
         kubeconfig = service_account_kubeconfig(
             local, system, service_account, tmp_path / "sa.kubeconfig"
         )
-        overrides: dict[str, Any] = {"operator_namespace": system}
+        webhook_name = f"{release}-admission"
+        await refused_while_no_operator_answers(admin, apps)
+        port = free_port()
+        # The chart's settings of the webhook (its Deployment's environment), listening on
+        # loopback; "localhost" lets the API server call it by URL (no pod network here).
+        overrides: dict[str, Any] = {
+            "operator_namespace": system,
+            "admission_port": port,
+            "admission_address": "127.0.0.1",
+            "admission_tls_secret": f"{webhook_name}-tls",
+            "admission_service": webhook_name,
+            "admission_webhook_configuration": webhook_name,
+            "admission_dns_names": ["localhost"],
+        }
         if mode == "single-namespace":
             overrides["namespaces"] = [apps]
             overrides["peering"] = release
         running = start_operator(kubeconfig, **overrides)
         user = f"system:serviceaccount:{system}:{service_account}"
         try:
+            await call_the_webhook_at(admin, webhook_name, system, port)
             body = custom_resource(
                 "MCPServer", "fs", apps, {"image": IMAGE, "verification": {"enabled": False}}
             )
@@ -317,6 +453,13 @@ async def test_install_run_as_the_chart_service_account_and_uninstall(
         events = audit_events(local.audit_log_path, user)
         writes = [e for e in events if e["verb"] in ("create", "patch", "update", "delete")]
         assert any("/deployments/fs" in e["requestURI"] for e in writes), "it did the work"
+        assert any(
+            e["verb"] == "create"
+            and e["requestURI"].startswith(f"/api/v1/namespaces/{system}/secrets")
+            for e in writes
+        ), "it created its webhook certificate"
+        assert any(f"validatingwebhookconfigurations/{webhook_name}" in e["requestURI"]
+                   for e in writes), "it wrote the caBundle"  # fmt: skip
         refused = [
             (e["verb"], e["requestURI"])
             for e in events
@@ -346,3 +489,42 @@ async def test_install_run_as_the_chart_service_account_and_uninstall(
             await admin.delete("v1", "Namespace", namespace, None)
         await admin.close()
         await asyncio.sleep(0)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def refused_while_no_operator_answers(admin: KubeClient, namespace: str) -> None:
+    """Fail closed: right after the install nothing answers the webhook yet."""
+    body = custom_resource("MCPServer", "early", namespace, {"image": IMAGE})
+    with pytest.raises(KubeApiError) as refusal:
+        await admin.create(body)
+    assert "failed calling webhook" in refusal.value.message
+
+
+async def call_the_webhook_at(admin: KubeClient, name: str, namespace: str, port: int) -> None:
+    """The operator wrote its CA into the chart's webhook configuration; the API server here
+    cannot reach Services, so the webhook is called by URL instead, with that caBundle."""
+    api = "admissionregistration.k8s.io/v1"
+    secret_name = f"{name}-tls"
+
+    async def published() -> dict[str, Any] | None:
+        live = await admin.get(api, "ValidatingWebhookConfiguration", name, None)
+        secret = await admin.get("v1", "Secret", secret_name, namespace)
+        if live is None or secret is None:
+            return None
+        bundle = live["webhooks"][0]["clientConfig"].get("caBundle")
+        return live if bundle == secret["data"]["ca.crt"] else None
+
+    live = await wait_for(published, seconds=30, what="the operator's CA in the caBundle")
+    assert live is not None
+    secret = await admin.get("v1", "Secret", secret_name, namespace)
+    assert secret is not None and secret["type"] == "kubernetes.io/tls"
+    assert base64.b64decode(secret["data"]["tls.crt"]).startswith(b"-----BEGIN CERTIFICATE")
+    service = live["webhooks"][0]["clientConfig"].pop("service")
+    assert service == {"namespace": namespace, "name": name, "path": WEBHOOK_PATH, "port": 443}
+    live["webhooks"][0]["clientConfig"]["url"] = f"https://localhost:{port}{WEBHOOK_PATH}"
+    await admin.raw("PUT", f"/apis/{api}/validatingwebhookconfigurations/{name}", live)

@@ -164,6 +164,9 @@ def test_default_values_pass_the_schema() -> None:
         (["--set", "replica=2"], "additional properties 'replica' not allowed"),
         (["--set", "logFormat=xml"], "/logFormat"),
         (["--set", "namespaces={Not_A_Name}"], "/namespaces/0"),
+        (["--set", "admission.failurePolicy=Never"], "/admission/failurePolicy"),
+        (["--set", "admission.timeoutSeconds=31"], "/admission/timeoutSeconds"),
+        (["--set", "allowedImages={a,a}"], "/allowedImages"),
     ],
 )
 def test_helm_refuses_values_outside_the_schema(values: list[str], complaint: str) -> None:

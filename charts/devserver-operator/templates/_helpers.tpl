@@ -51,3 +51,13 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The admission webhook's Service, ValidatingWebhookConfiguration and (Cluster)Role. */}}
+{{- define "devserver-operator.admissionName" -}}
+{{- printf "%s-admission" (include "devserver-operator.fullname" . | trunc 53 | trimSuffix "-") -}}
+{{- end -}}
+
+{{/* The Secret with the webhook's CA and serving certificate: the operator creates it. */}}
+{{- define "devserver-operator.admissionSecret" -}}
+{{- printf "%s-tls" (include "devserver-operator.admissionName" .) -}}
+{{- end -}}

@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import ssl
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,37 +25,85 @@ from devserver_operator.settings import OperatorSettings
 
 from . import WEBHOOK_PATH
 from .decision import BadReviewError, decide
+from .tls import ensure_serving_secret, service_dns_names
 
 logger = logging.getLogger(__name__)
 
 WEBHOOK_API_VERSION = "admissionregistration.k8s.io/v1"
 CERT_CHECK_SECONDS = 60.0
+"""How often every replica re-reads its certificate (files or Secret; renewed when due) and
+makes sure the caBundle is current (e.g. after the webhook configuration was re-created)."""
 # An AdmissionReview holds the object twice (object and oldObject), each up to etcd's 1.5 MiB.
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
 
 
 class Certificates:
-    """The serving certificate, loaded again when its files change (a rotated Secret)."""
+    """The serving certificate of the TLS context, and the caBundle that makes it trusted.
 
-    def __init__(self, settings: OperatorSettings) -> None:
-        if not settings.admission_cert_file or not settings.admission_key_file:
-            raise ValueError("the admission webhook needs admission_cert_file and _key_file")
-        self.cert_file = Path(settings.admission_cert_file)
-        self.key_file = Path(settings.admission_key_file)
-        self.ca_file = Path(settings.admission_ca_file) if settings.admission_ca_file else None
+    From files (``admission_cert_file``: cert-manager or any other issuer mounts them), re-read
+    when they change; or else from the Secret ``admission_tls_secret``, which the operator
+    creates and renews itself (tls.py). New connections use a new chain; open ones keep theirs.
+    """
+
+    def __init__(self, settings: OperatorSettings, kube: KubeClient) -> None:
+        self.settings = settings
+        self.kube = kube
         self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self.loaded: tuple[float, ...] = ()
+        self.ca_bundle: bytes | None = None
+        self.loaded: tuple[float, ...] | bytes = ()
+        self.dns_names: list[str] = []
+        if settings.admission_cert_file:
+            if not settings.admission_key_file:
+                raise ValueError("the admission webhook's admission_cert_file needs _key_file")
+            self.cert_file: Path | None = Path(settings.admission_cert_file)
+            self.key_file = Path(settings.admission_key_file)
+            self.ca_file = Path(settings.admission_ca_file) if settings.admission_ca_file else None
+            return
+        self.cert_file = None
+        if not settings.admission_tls_secret:
+            raise ValueError(
+                "the admission webhook needs admission_tls_secret (a Secret the operator "
+                "manages) or admission_cert_file and admission_key_file"
+            )
+        if settings.admission_service:
+            self.dns_names += service_dns_names(
+                settings.admission_service, settings.operator_namespace, settings.cluster_domain
+            )
+        self.dns_names += [n for n in settings.admission_dns_names if n not in self.dns_names]
+        if not self.dns_names:
+            raise ValueError("admission_tls_secret needs admission_service or admission_dns_names")
 
-    def _stamps(self) -> tuple[float, ...]:
-        files = [self.cert_file, self.key_file, *([self.ca_file] if self.ca_file else [])]
-        return tuple(path.stat().st_mtime for path in files)
+    async def refresh(self) -> bool:
+        """Load the current chain if it changed (and, from the Secret, renew it when due)."""
+        if self.cert_file is not None:
+            return self._refresh_from_files(self.cert_file)
+        assert self.settings.admission_tls_secret  # checked in __init__
+        material = await ensure_serving_secret(
+            self.kube,
+            self.settings.operator_namespace,
+            self.settings.admission_tls_secret,
+            self.dns_names,
+        )
+        self.ca_bundle = material.ca_bundle
+        if material.certificate + material.key == self.loaded:
+            return False
+        # ssl loads chains from files only: a private directory, removed as soon as it is read.
+        with tempfile.TemporaryDirectory(prefix="devserver-admission-") as directory:
+            cert_file, key_file = Path(directory) / "tls.crt", Path(directory) / "tls.key"
+            cert_file.write_bytes(material.certificate)
+            key_file.touch(mode=0o600)
+            key_file.write_bytes(material.key)
+            self.context.load_cert_chain(cert_file, key_file)
+        self.loaded = material.certificate + material.key
+        return True
 
-    def reload_if_changed(self) -> bool:
-        stamps = self._stamps()
+    def _refresh_from_files(self, cert_file: Path) -> bool:
+        files = [cert_file, self.key_file, *([self.ca_file] if self.ca_file else [])]
+        stamps = tuple(path.stat().st_mtime for path in files)
         if stamps == self.loaded:
             return False
-        # New connections use the new chain; open ones keep theirs.
-        self.context.load_cert_chain(self.cert_file, self.key_file)
+        self.context.load_cert_chain(cert_file, self.key_file)
+        self.ca_bundle = self.ca_file.read_bytes() if self.ca_file else None
         self.loaded = stamps
         return True
 
@@ -127,9 +176,13 @@ async def admission_webhook(settings: OperatorSettings) -> AsyncIterator[None]:
     if not settings.admission_port:
         yield
         return
-    certificates = Certificates(settings)
-    certificates.reload_if_changed()
     kube = KubeClient(Credentials.from_kubeconfig(settings.kubeconfig))
+    try:
+        certificates = Certificates(settings, kube)
+        await certificates.refresh()
+    except BaseException:
+        await kube.close()
+        raise
     runner = web.AppRunner(_application(settings, kube), access_log=None)
     await runner.setup()
     site = web.TCPSite(
@@ -154,19 +207,18 @@ async def admission_webhook(settings: OperatorSettings) -> AsyncIterator[None]:
 async def _keep_certificates(
     settings: OperatorSettings, certificates: Certificates, kube: KubeClient
 ) -> None:
-    """Publish the CA now and again after every rotation of the mounted files."""
-    published = False
+    """Publish the CA now, and check certificate and caBundle again on a timer: a rotated
+    file or renewed Secret is loaded, a certificate close to expiry renewed, and a caBundle
+    that went missing (a re-created ValidatingWebhookConfiguration) written again."""
     while True:  # ends with the process (cancelled by admission_webhook)
+        healthy = True
         try:
-            if certificates.reload_if_changed() or not published:
-                if certificates.ca_file and settings.admission_webhook_configuration:
-                    await publish_ca_bundle(
-                        kube,
-                        settings.admission_webhook_configuration,
-                        certificates.ca_file.read_bytes(),
-                    )
-                published = True
+            await certificates.refresh()
+            if certificates.ca_bundle and settings.admission_webhook_configuration:
+                await publish_ca_bundle(
+                    kube, settings.admission_webhook_configuration, certificates.ca_bundle
+                )
         except Exception:
             logger.exception("could not refresh the admission webhook's certificate")
-            published = False
-        await asyncio.sleep(CERT_CHECK_SECONDS if published else CERT_CHECK_SECONDS / 12)
+            healthy = False
+        await asyncio.sleep(CERT_CHECK_SECONDS if healthy else CERT_CHECK_SECONDS / 12)

@@ -16,10 +16,15 @@ import yaml
 from devserver_operator import __version__
 
 from .operator_rbac import (
+    ADMISSION_SERVICE,
+    ADMISSION_WEBHOOK_CONFIGURATION,
     DEFAULT_NAMESPACE,
     ROLE_NAME,
     SERVICE_ACCOUNT,
     InstallMode,
+    admission_rbac,
+    admission_tls_rules,
+    admission_webhook_rules,
     kopf_peering_crds,
     operator_rbac,
     operator_rules,
@@ -82,6 +87,19 @@ def _dashboard_config_map(dashboard_json: str) -> dict[str, Any]:
     }
 
 
+def _webhook(labels: Mapping[str, str]) -> dict[str, Any]:
+    """The admission webhook of the default install, behind Service ADMISSION_SERVICE."""
+    from .webhook import admission_webhook_configuration, service_client_config
+
+    configuration = admission_webhook_configuration(
+        service_client_config(DEFAULT_NAMESPACE, ADMISSION_SERVICE),
+        name=ADMISSION_WEBHOOK_CONFIGURATION,
+    )
+    if labels:
+        configuration["metadata"]["labels"] = dict(labels)
+    return configuration
+
+
 def generated_files(repo: Path) -> dict[str, str]:
     """Path relative to the repository root -> content, for every generated install file.
 
@@ -103,12 +121,22 @@ def generated_files(repo: Path) -> dict[str, str]:
             "clusterWidePeering": operator_rules(InstallMode.CLUSTER_WIDE, peering=True),
             "singleNamespace": operator_rules(InstallMode.SINGLE_NAMESPACE),
             "singleNamespacePeering": operator_rules(InstallMode.SINGLE_NAMESPACE, peering=True),
+            # The chart sets the resourceNames of these to its release's names.
+            "admissionTls": admission_tls_rules(),
+            "admissionWebhook": admission_webhook_rules(),
         },
         sort_keys=False,
         width=100,
     )
 
+    # The chart sets name, labels, Service, timeout, failure policy and namespaceSelector.
+    files[f"{CHART_DIR}/files/generated/admission-webhook.yaml"] = _dump([_webhook({})])
+
     base: dict[str, str] = {
+        "admission-rbac.yaml": _dump(
+            admission_rbac(InstallMode.CLUSTER_WIDE, labels=COMMON_LABELS)
+        ),
+        "admission-webhook.yaml": _dump([_webhook(COMMON_LABELS)]),
         # kopf's peering CRDs too, as in the chart: unused with one replica, and ready for more.
         "crds.yaml": HEADER
         + "---\n".join(
@@ -134,11 +162,19 @@ def generated_files(repo: Path) -> dict[str, str]:
     for name, text in base.items():
         files[f"{KUSTOMIZE_BASE}/generated/{name}"] = text
     files[f"{KUSTOMIZE_SINGLE_NAMESPACE}/generated/operator-rbac.yaml"] = _dump(
-        operator_rbac(
-            InstallMode.SINGLE_NAMESPACE,
-            watched_namespaces=[DEFAULT_NAMESPACE],
-            labels=COMMON_LABELS,
-        )
+        [
+            *operator_rbac(
+                InstallMode.SINGLE_NAMESPACE,
+                watched_namespaces=[DEFAULT_NAMESPACE],
+                labels=COMMON_LABELS,
+            ),
+            # The ClusterRole on the webhook's caBundle (the base has the Role on its Secret).
+            *(
+                o
+                for o in admission_rbac(InstallMode.SINGLE_NAMESPACE, labels=COMMON_LABELS)
+                if o["kind"].startswith("Cluster")
+            ),
+        ]
     )
     return files
 

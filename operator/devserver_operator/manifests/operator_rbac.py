@@ -35,7 +35,11 @@ TEAM_ROLE_NAMES = tuple(sorted(CLUSTER_ROLE_FOR.values()))
 on exactly these, so it cannot hand out anything else (no privilege laundering)."""
 
 ADMISSION_WEBHOOK_CONFIGURATION = "devserver-operator-admission"
-"""The ValidatingWebhookConfiguration whose caBundle the operator keeps current."""
+"""The ValidatingWebhookConfiguration whose caBundle the operator keeps current. In the
+default install also the name of the webhook's Service and of its (Cluster)Role."""
+ADMISSION_SERVICE = ADMISSION_WEBHOOK_CONFIGURATION
+ADMISSION_TLS_SECRET = f"{ADMISSION_WEBHOOK_CONFIGURATION}-tls"
+"""The Secret with the webhook's CA and serving certificate, which the operator manages."""
 
 PEERING_GROUP = "kopf.dev"
 PEERING_VERSION = "v1"
@@ -220,3 +224,74 @@ def _peering_crd(kind: str, scope: str) -> dict[str, Any]:
             ],
         },
     }
+
+
+def admission_tls_rules(secret: str = ADMISSION_TLS_SECRET) -> list[dict[str, Any]]:
+    """Rules of the Role in the operator's own namespace: its webhook's serving certificate."""
+    return [
+        # Read at start and on a timer; renewed 30 days before it expires.
+        _rule("", ["secrets"], ["get", "update"], resourceNames=[secret]),
+        # Created when missing. RBAC cannot limit create by name: in this namespace only.
+        _rule("", ["secrets"], ["create"]),
+    ]
+
+
+def admission_webhook_rules(
+    configuration: str = ADMISSION_WEBHOOK_CONFIGURATION,
+) -> list[dict[str, Any]]:
+    """The one cluster-scoped right of single-namespace mode: the caBundle of the operator's
+    own webhook (in cluster-wide mode the ClusterRole carries the same rule)."""
+    return [
+        _rule(
+            "admissionregistration.k8s.io",
+            ["validatingwebhookconfigurations"],
+            ["get", "patch"],
+            resourceNames=[configuration],
+        )
+    ]
+
+
+def _bound(
+    kind: str,
+    name: str,
+    namespace: str | None,
+    rules: list[dict[str, Any]],
+    subject: Mapping[str, str],
+    labels: Mapping[str, str],
+) -> list[dict[str, Any]]:
+    metadata: dict[str, Any] = {"name": name}
+    if namespace is not None:
+        metadata["namespace"] = namespace
+    metadata["labels"] = dict(labels)
+    return [
+        {"apiVersion": RBAC_API_VERSION, "kind": kind, "metadata": metadata, "rules": rules},
+        {
+            "apiVersion": RBAC_API_VERSION,
+            "kind": f"{kind}Binding",
+            "metadata": dict(metadata),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": name},
+            "subjects": [dict(subject)],
+        },
+    ]
+
+
+def admission_rbac(
+    mode: InstallMode,
+    *,
+    namespace: str = DEFAULT_NAMESPACE,
+    service_account: str = SERVICE_ACCOUNT,
+    name: str = ADMISSION_WEBHOOK_CONFIGURATION,
+    secret: str = ADMISSION_TLS_SECRET,
+    labels: Mapping[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """What the admission webhook needs beyond ``operator_rbac``: a Role on its serving
+    certificate's Secret in ``namespace`` and, in single-namespace mode (whose Roles cannot
+    reach the cluster-scoped ValidatingWebhookConfiguration), a ClusterRole on that one
+    object's caBundle."""
+    subject = {"kind": "ServiceAccount", "name": service_account, "namespace": namespace}
+    objects = _bound("Role", name, namespace, admission_tls_rules(secret), subject, labels or {})
+    if mode is InstallMode.SINGLE_NAMESPACE:
+        objects += _bound(
+            "ClusterRole", name, None, admission_webhook_rules(name), subject, labels or {}
+        )
+    return objects
