@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+import types
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
+from pydantic import ValidationError
+from pydantic.fields import FieldInfo
 
 from devserver_operator import __version__
 from devserver_operator.api.crd import GENERATED_HEADER, build_all_crds
@@ -137,17 +141,78 @@ def command_version(_: argparse.Namespace) -> int:
     return 0
 
 
+# Flags whose names differ from the field's: the repeatable list options are singular.
+_FLAG_NAMES: dict[str, tuple[str, ...]] = {
+    "namespaces": ("--namespace", "-n"),
+    "allowed_images": ("--allowed-image",),
+}
+
+
+def settings_flags(field_name: str) -> tuple[str, ...]:
+    """The command-line flags of one field of :class:`OperatorSettings`."""
+    return _FLAG_NAMES.get(field_name, ("--" + field_name.replace("_", "-"),))
+
+
+def _settings_help(field_name: str, info: FieldInfo) -> str:
+    doc = " ".join((info.description or "").split())
+    env = f"{OperatorSettings.model_config.get('env_prefix', '')}{field_name.upper()}"
+    default = info.get_default(call_default_factory=True)
+    shown = "" if default in (None, [], "") else f" Default: {default}."
+    return f"{doc}{shown} Env: {env}.".replace("%", "%%").strip()
+
+
+def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
+    """One option per field of :class:`OperatorSettings`, generated from the model.
+
+    The type and choices come from the annotation (a ``Literal`` gives choices, a list a
+    repeatable option), the help text from the field's docstring; pydantic validates the
+    values as it validates the environment. Options not given are left out, so the
+    environment (``DEVSERVER_OPERATOR_*``) and the defaults apply to them.
+    """
+    group = parser.add_argument_group(
+        "settings", "every operator setting (also DEVSERVER_OPERATOR_<NAME> in the environment)"
+    )
+    for name, info in OperatorSettings.model_fields.items():
+        annotation: Any = info.annotation
+        if get_origin(annotation) in (Union, types.UnionType):
+            annotation = next(arg for arg in get_args(annotation) if arg is not type(None))
+        kwargs: dict[str, Any] = {
+            "dest": name,
+            "default": argparse.SUPPRESS,
+            "help": _settings_help(name, info),
+        }
+        if get_origin(annotation) is list:
+            kwargs["action"] = "append"
+            kwargs["metavar"] = "VALUE"
+        elif get_origin(annotation) is Literal:
+            kwargs["choices"] = list(get_args(annotation))
+        elif annotation in (int, float):
+            kwargs["type"] = annotation
+            seconds = "seconds" in (info.description or "").lower()
+            kwargs["metavar"] = "SECONDS" if seconds else "N"
+        else:
+            kwargs["metavar"] = "VALUE"
+        group.add_argument(*settings_flags(name), **kwargs)
+
+
+def settings_from_args(args: argparse.Namespace) -> OperatorSettings:
+    """The settings: the options given on the command line, then the environment."""
+    overrides = {
+        name: getattr(args, name) for name in OperatorSettings.model_fields if name in args
+    }
+    return OperatorSettings(**overrides)
+
+
 def command_run(args: argparse.Namespace) -> int:
     from devserver_operator.runner import run_operator
 
-    overrides: dict[str, object] = {}
-    if args.namespace:
-        overrides["namespaces"] = args.namespace
-    for option in ("metrics_port", "health_port", "log_format", "peering", "log_level"):
-        value = getattr(args, option)
-        if value is not None:
-            overrides[option] = value
-    settings = OperatorSettings(**overrides)  # type: ignore[arg-type]
+    try:
+        settings = settings_from_args(args)
+    except ValidationError as error:
+        for problem in error.errors():
+            flag = settings_flags(str(problem["loc"][0]))[0] if problem["loc"] else "?"
+            print(f"devserver-operator run: {flag}: {problem['msg']}", file=sys.stderr)
+        return 2
     return run_operator(settings)
 
 
@@ -162,17 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser(
         "run", help="run the operator against the current kubeconfig or in-cluster"
     )
-    run.add_argument(
-        "--namespace",
-        "-n",
-        action="append",
-        help="watch this namespace (repeatable); all when omitted",
-    )
-    run.add_argument("--metrics-port", type=int, help="Prometheus metrics port (0 disables)")
-    run.add_argument("--health-port", type=int, help="liveness endpoint port (0 disables)")
-    run.add_argument("--log-format", choices=["text", "json"])
-    run.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    run.add_argument("--peering", help="kopf peering name, for several replicas with one active")
+    add_settings_arguments(run)
     run.set_defaults(handler=command_run)
 
     crds = commands.add_parser(

@@ -18,7 +18,9 @@ DEFAULT_BRIDGE_IMAGE = "supercorp/supergateway:4.0.0"
 class OperatorSettings(BaseSettings):
     """Every setting of the operator, documented where it is declared."""
 
-    model_config = SettingsConfigDict(env_prefix="DEVSERVER_OPERATOR_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="DEVSERVER_OPERATOR_", extra="ignore", use_attribute_docstrings=True
+    )
 
     namespaces: list[str] = Field(default_factory=list)
     """Namespaces to watch; every namespace when empty (cluster-wide mode)."""

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 
 import httpx
 import pytest
 
 from devserver_operator.integrations.mcp_errors import secret_values, snippet
 from devserver_operator.integrations.mcp_probe import (
+    HANDSHAKE_PROTOCOL_VERSIONS,
     LATEST_PROTOCOL_VERSION,
     MCP_PROBE_REASONS,
     SUPPORTED_PROTOCOL_VERSIONS,
@@ -50,12 +52,16 @@ async def probe_error(
     return error
 
 
-def assert_sdk_server(result: McpProbeResult, transport: McpTransport) -> None:
+def assert_sdk_server(
+    result: McpProbeResult, transport: McpTransport, version: str = "2026-07-28"
+) -> None:
     assert result.server_name == SERVER_NAME
     assert result.server_version == SERVER_VERSION
-    assert result.protocol_version == LATEST_PROTOCOL_VERSION == "2025-11-25"
+    assert result.protocol_version == version
+    assert result.negotiation == ("discover" if version == "2026-07-28" else "initialize")
     assert result.capabilities == SDK_CAPABILITIES
-    assert result.raw_capabilities["tools"] == {"listChanged": False}
+    # listChanged is True on 2026-07-28 (subscriptions/listen), False on the handshake wire
+    assert set(result.raw_capabilities["tools"]) == {"listChanged"}
     assert result.instructions == INSTRUCTIONS
     assert result.transport == transport
     assert result.tools == (
@@ -79,8 +85,92 @@ async def test_streamable_http_sdk_server(mcp_streamable_server: McpServerProces
 
 
 async def test_sse_sdk_server(mcp_sse_server: McpServerProcess) -> None:
+    # The SDK's SSE server serves both eras on one stream, and its client (mode="auto")
+    # negotiates 2026-07-28 there too: so does the probe.
     result = await probe_mcp_server(mcp_sse_server.url, "sse", timeout=TIMEOUT)
     assert_sdk_server(result, "sse")
+
+
+# -- protocol negotiation (MCP 2026-07-28 and the handshake revisions) ---------------------
+
+
+def test_the_revisions_are_the_sdks() -> None:
+    import mcp_types.version
+
+    assert SUPPORTED_PROTOCOL_VERSIONS == mcp_types.version.KNOWN_PROTOCOL_VERSIONS
+    assert LATEST_PROTOCOL_VERSION == "2026-07-28"
+    assert "2026-07-28" in SUPPORTED_PROTOCOL_VERSIONS
+    assert "2026-07-28" not in HANDSHAKE_PROTOCOL_VERSIONS
+
+
+async def test_sdk_server_default_mode_negotiates_2026_07_28(
+    mcp_streamable_server: McpServerProcess,
+) -> None:
+    result = await probe_mcp_server(mcp_streamable_server.url, "streamable-http", timeout=TIMEOUT)
+    assert result.protocol_version == "2026-07-28"
+    assert result.negotiation == "discover"
+    assert_sdk_server(result, "streamable-http")
+
+
+@pytest.mark.parametrize("json_response", [False, True], ids=["event-stream", "json"])
+async def test_sdk_server_forced_to_2026_07_28_only(
+    mcp_server_factory: Callable[..., McpServerProcess], json_response: bool
+) -> None:
+    """A server that speaks nothing but 2026-07-28 (it rejects initialize) is verified."""
+    server = mcp_server_factory("streamable-http", modern_only=True, json_response=json_response)
+    result = await probe_mcp_server(server.url, "streamable-http", timeout=TIMEOUT)
+    assert_sdk_server(result, "streamable-http")
+
+
+async def test_sdk_server_forced_to_2026_07_28_paginates(
+    mcp_server_factory: Callable[..., McpServerProcess],
+) -> None:
+    server = mcp_server_factory("streamable-http", modern_only=True, tools=22, page_size=5)
+    result = await probe_mcp_server(server.url, "streamable-http", timeout=TIMEOUT, max_tools=7)
+    assert result.negotiation == "discover"
+    assert [tool.name for tool in result.tools] == server.tool_names[:7]
+    assert result.tool_count == 25
+
+
+@pytest.mark.parametrize("transport", ["streamable-http", "sse"])
+async def test_a_handshake_only_server_falls_back_to_initialize(
+    hostile_http: HostileHttpServer, transport: McpTransport
+) -> None:
+    hostile_http.clear()
+    route = "mcp" if transport == "streamable-http" else "sse"
+    result = await probe_mcp_server(hostile_http.url(route), transport, timeout=TIMEOUT)
+    assert result.negotiation == "initialize"
+    assert result.protocol_version == "2025-06-18"
+    bodies = [json.loads(r.body) for r in hostile_http.requests if r.method == "POST"]
+    methods = [body.get("method") for body in bodies]
+    assert methods[:3] == ["server/discover", "initialize", "notifications/initialized"]
+    discover = bodies[0]
+    assert discover["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"] == "2026-07-28"
+    first = next(r for r in hostile_http.requests if r.method == "POST")
+    assert first.headers["MCP-Protocol-Version"] == "2026-07-28"
+    assert first.headers["Mcp-Method"] == "server/discover"
+
+
+@pytest.mark.parametrize(
+    ("route", "reason", "fragment"),
+    [
+        ("modern-future", "UnsupportedProtocolVersion", "2099-01-01"),
+        ("modern-legacy-list", None, "2025-06-18"),
+        ("modern-bad-result", None, "2025-06-18"),
+    ],
+)
+async def test_discover_outcomes(
+    hostile_http: HostileHttpServer, route: str, reason: str | None, fragment: str
+) -> None:
+    """-32022 naming only unknown revisions fails (Stalled); a discover result without a
+    stateless revision, or one that does not parse, falls back to initialize."""
+    if reason is not None:
+        error = await probe_error(hostile_http.url(route))
+        assert error.reason == reason
+        assert fragment in error.message
+        return
+    result = await probe_mcp_server(hostile_http.url(route), "streamable-http", timeout=TIMEOUT)
+    assert result.protocol_version == fragment
 
 
 async def test_sdk_server_pagination(mcp_paginated_server: McpServerProcess) -> None:
@@ -261,8 +351,9 @@ async def test_session_headers_and_delete(hostile_http: HostileHttpServer) -> No
     assert result.capabilities == ("logging", "tools")
     requests = hostile_http.requests
     methods = [request.method for request in requests]
-    assert methods == ["POST", "POST", "POST", "POST", "DELETE"]  # init, initialized, 2 pages
-    init, *later = requests
+    # discover (answered "method not found"), init, initialized, 2 pages, end of session
+    assert methods == ["POST", "POST", "POST", "POST", "POST", "DELETE"]
+    _discover, init, *later = requests
     assert "Mcp-Session-Id" not in init.headers
     assert b'"protocolVersion": "2025-11-25"' in init.body
     assert "application/json" in init.headers["Accept"]
@@ -284,7 +375,7 @@ async def test_resumes_a_stream_closed_after_a_priming_event(
     )
     assert [tool.name for tool in result.tools] == ["alpha", "beta"]
     resumed = [request for request in hostile_http.requests if request.method == "GET"]
-    assert len(resumed) == 2  # initialize and tools/list
+    assert len(resumed) == 3  # server/discover (method not found), initialize and tools/list
     assert all(request.headers["Last-Event-ID"].startswith("evt-") for request in resumed)
 
 
@@ -312,12 +403,12 @@ async def test_legacy_sse_endpoint_on_another_origin_is_rebased(
     assert result.server_name == "hostile-sse"
     assert [tool.name for tool in result.tools] == ["alpha", "beta"]
     posts = [request for request in hostile_http.requests if request.method == "POST"]
-    assert len(posts) == 3
+    assert len(posts) == 4  # discover (on its own stream), initialize, initialized, tools/list
     assert all(request.path.startswith("/messages?session_id=") for request in posts)
     assert all(request.headers["Authorization"] == f"Bearer {CANARY}" for request in posts)
 
 
-@pytest.mark.parametrize("version", SUPPORTED_PROTOCOL_VERSIONS)
+@pytest.mark.parametrize("version", HANDSHAKE_PROTOCOL_VERSIONS)
 async def test_every_known_protocol_version_is_accepted(
     hostile_http: HostileHttpServer, version: str
 ) -> None:

@@ -47,6 +47,42 @@ async def test_sse_server_is_verified(
     assert body["status"]["toolCount"] == 3
 
 
+async def test_a_server_speaking_only_2026_07_28_is_ready_and_verified(
+    operator: RunningOperator, kube: KubeClient, namespace: str, mcp_modern_server: Any
+) -> None:
+    """Stateless MCP (server/discover, no initialize) ends Ready/Verified, not Stalled."""
+    await kube.apply(
+        custom_resource("MCPServer", "modern", namespace, {"url": mcp_modern_server.url})
+    )
+    body = await wait_for_condition(kube, "MCPServer", "modern", namespace, "Ready", "True")
+    status = body["status"]
+    assert status["serverInfo"]["protocolVersion"] == "2026-07-28"
+    assert status["serverInfo"]["name"] == "devserver-test-mcp"
+    assert status["toolCount"] == 3
+    verified = condition(body, "Verified")
+    assert verified["status"] == "True"
+    assert "2026-07-28" in verified["message"]
+    assert condition(body, "Stalled") is None and condition(body, "Reconciling") is None
+
+
+async def test_the_negotiated_revision_is_in_the_status(
+    operator: RunningOperator,
+    kube: KubeClient,
+    namespace: str,
+    mcp_streamable_server: Any,
+    mcp_sse_server: Any,
+) -> None:
+    """The SDK's servers in their default mode negotiate 2026-07-28, over both transports."""
+    await kube.apply(
+        custom_resource("MCPServer", "dual", namespace, {"url": mcp_streamable_server.url})
+    )
+    spec = {"url": mcp_sse_server.url, "transport": "sse"}
+    await kube.apply(custom_resource("MCPServer", "dual-sse", namespace, spec))
+    for name in ("dual", "dual-sse"):
+        body = await wait_for_condition(kube, "MCPServer", name, namespace, "Ready", "True")
+        assert body["status"]["serverInfo"]["protocolVersion"] == "2026-07-28"
+
+
 async def test_unreachable_server_is_not_ready_with_a_reason(
     operator: RunningOperator, kube: KubeClient, namespace: str, unreachable_url: str
 ) -> None:

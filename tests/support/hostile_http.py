@@ -30,6 +30,9 @@ route                      behaviour
                            sends a ``ping`` request and a notification before the
                            ``initialize`` answer
 ``sse-no-endpoint``        an event stream that ends without an ``endpoint`` event
+``modern-future``          ``server/discover`` fails with -32022 naming only ``2099-01-01``
+``modern-legacy-list``     ``server/discover`` succeeds but lists only ``2025-06-18``
+``modern-bad-result``      ``server/discover`` answers a result without capabilities
 =========================  ===============================================================
 
 A route may be combined with a JSON-RPC behaviour through the query, e.g.
@@ -93,6 +96,8 @@ def jsonrpc_answer(route: str, query: dict[str, str], message: Any) -> dict[str,
     method = message.get("method")
     params = message.get("params") or {}
     behaviour = query.get("tools", route)
+    if method == "server/discover":
+        return _discover_answer(route, request_id, params)
     if method == "initialize":
         if route == "rpc-error":
             return {
@@ -144,6 +149,36 @@ def jsonrpc_answer(route: str, query: dict[str, str], message: Any) -> dict[str,
         for tool in result["tools"]:
             tool["description"] = "d" * 5000
             tool["name"] = tool["name"] * 100
+    return {"jsonrpc": "2.0", "id": request_id, "result": result}
+
+
+def _discover_answer(route: str, request_id: Any, params: Any) -> dict[str, Any]:
+    meta = params.get("_meta", {}) if isinstance(params, dict) else {}
+    requested = meta.get("io.modelcontextprotocol/protocolVersion")
+    unsupported = {
+        "code": -32022,
+        "message": "Unsupported protocol version",
+        "data": {"supported": ["2099-01-01"], "requested": requested},
+    }
+    result: dict[str, Any] = {
+        "supportedVersions": ["2026-07-28"],
+        "capabilities": {"tools": {}},
+        "_meta": {
+            "io.modelcontextprotocol/serverInfo": {"name": f"hostile-{route}", "version": "9"}
+        },
+    }
+    if route == "modern-future":
+        return {"jsonrpc": "2.0", "id": request_id, "error": unsupported}
+    if route == "modern-legacy-list":
+        result["supportedVersions"] = ["2025-06-18"]
+    elif route == "modern-bad-result":
+        del result["capabilities"]
+    elif not route.startswith("modern"):
+        return {
+            "jsonrpc": "2.0",
+            "id": request_id,
+            "error": {"code": -32601, "message": "Method not found"},
+        }
     return {"jsonrpc": "2.0", "id": request_id, "result": result}
 
 
@@ -296,6 +331,9 @@ class _Handler(BaseHTTPRequestHandler):
             "endless",
             "cursor-loop",
             "huge",
+            "modern-future",
+            "modern-legacy-list",
+            "modern-bad-result",
         ):
             message = json.loads(body)
             answer = jsonrpc_answer(route, query or {}, message)

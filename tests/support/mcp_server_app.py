@@ -4,6 +4,13 @@ Run as a subprocess by ``tests.support.mcp_servers``::
 
     python -m tests.support.mcp_server_app --transport streamable-http --port 8123
     python -m tests.support.mcp_server_app --transport sse --port 8124 --tools 10000
+    python -m tests.support.mcp_server_app --transport streamable-http --port 8125 --modern-only
+
+In its default mode the SDK's streamable HTTP server speaks every revision the SDK knows: the
+``initialize`` handshake (2024-11-05 .. 2025-11-25) and, for requests whose
+``MCP-Protocol-Version`` header names it, the stateless 2026-07-28 revision. ``--modern-only``
+forces it to 2026-07-28 alone: every request goes to the SDK's stateless entry, so an
+``initialize`` is rejected there as a 2026-07-28 server rejects it.
 
 It serves three real tools (``echo``, ``add``, ``get_time``), one prompt and one resource,
 plus ``--tools N`` generated tools (``tool_00000`` ...). The SDK's ``MCPServer`` answers
@@ -125,6 +132,37 @@ def exit_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
+def modern_only(app: Any) -> Any:
+    """ASGI wrapper: route every request to the SDK's 2026-07-28 entry.
+
+    The SDK's session manager sends a request to its stateless 2026-07-28 handler when the
+    ``MCP-Protocol-Version`` header names a revision outside the handshake list; here a
+    missing or handshake-era header is replaced by 2026-07-28, so the SDK itself answers
+    every request as a server that speaks nothing else.
+    """
+    from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_MODERN_VERSION
+
+    name = b"mcp-protocol-version"
+
+    async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            headers = [(k, v) for k, v in scope["headers"] if k.lower() != name]
+            given = next((v for k, v in scope["headers"] if k.lower() == name), None)
+            if given is None or given.decode("latin-1") in HANDSHAKE_PROTOCOL_VERSIONS:
+                given = LATEST_MODERN_VERSION.encode()
+            scope = {**scope, "headers": [*headers, (name, given)]}
+        await app(scope, receive, send)
+
+    return wrapped
+
+
+def run_modern_only(server: MCPServer[Any], host: str, port: int, json_response: bool) -> None:
+    import uvicorn
+
+    app = server.streamable_http_app(json_response=json_response, host=host)
+    uvicorn.run(modern_only(app), host=host, port=port, log_level="warning")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="A test MCP server (MCP Python SDK).")
     parser.add_argument("--transport", choices=["streamable-http", "sse"], required=True)
@@ -135,6 +173,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--json-response", action="store_true", help="streamable HTTP: answer JSON, not SSE"
     )
+    parser.add_argument(
+        "--modern-only", action="store_true", help="streamable HTTP: speak 2026-07-28 only"
+    )
     parser.add_argument("--parent-pid", type=int, help="exit when this process is gone")
     args = parser.parse_args(argv)
     if args.parent_pid:
@@ -142,6 +183,8 @@ def main(argv: list[str] | None = None) -> None:
     server = build_server(extra_tools=args.tools, page_size=args.page_size)
     if args.transport == "sse":
         server.run("sse", host=args.host, port=args.port)
+    elif args.modern_only:
+        run_modern_only(server, args.host, args.port, args.json_response)
     else:
         server.run(
             "streamable-http", host=args.host, port=args.port, json_response=args.json_response

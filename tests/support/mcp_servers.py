@@ -6,6 +6,8 @@ Fixtures (session scope, started on first use):
 - ``mcp_sse_server``: the legacy HTTP+SSE transport, URL ``http://127.0.0.1:PORT/sse``
 - ``mcp_paginated_server``: streamable HTTP, 3 + 22 tools listed 5 per page
 - ``mcp_huge_server``: streamable HTTP, 10,000 tools (3 real + 9,997 generated) in one page
+- ``mcp_modern_server``: streamable HTTP forced to protocol 2026-07-28 only (stateless,
+  ``server/discover``, no ``initialize``)
 - ``mcp_server_factory``: start more servers, e.g. ``mcp_server_factory("sse", tools=10)``
 
 Each yields a :class:`McpServerProcess` with ``.url``, ``.stop()``, ``.start()`` and the
@@ -81,11 +83,13 @@ class McpServerProcess:
         page_size: int = 0,
         json_response: bool = False,
         port: int | None = None,
+        modern_only: bool = False,
     ) -> None:
         self.transport: Transport = transport
         self.extra_tools = tools
         self.page_size = page_size
         self.json_response = json_response
+        self.modern_only = modern_only
         self.port = port if port is not None else _free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the server
@@ -128,6 +132,8 @@ class McpServerProcess:
         ]
         if self.json_response:
             argv.append("--json-response")
+        if self.modern_only:
+            argv.append("--modern-only")
         return argv
 
     def start(self, timeout: float = STARTUP_TIMEOUT_SECONDS) -> None:
@@ -259,6 +265,13 @@ def mcp_huge_server() -> Iterator[McpServerProcess]:
 
 
 @pytest.fixture(scope="session")
+def mcp_modern_server() -> Iterator[McpServerProcess]:
+    """The MCP SDK server over streamable HTTP, forced to protocol 2026-07-28 only."""
+    with _serve(McpServerProcess("streamable-http", modern_only=True)) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
 def mcp_server_factory() -> Iterator[Callable[..., McpServerProcess]]:
     """Start further MCP SDK servers: ``factory(transport, tools=0, page_size=0, ...)``."""
     servers: list[McpServerProcess] = []
@@ -269,9 +282,14 @@ def mcp_server_factory() -> Iterator[Callable[..., McpServerProcess]]:
         tools: int = 0,
         page_size: int = 0,
         json_response: bool = False,
+        modern_only: bool = False,
     ) -> McpServerProcess:
         server = McpServerProcess(
-            transport, tools=tools, page_size=page_size, json_response=json_response
+            transport,
+            tools=tools,
+            page_size=page_size,
+            json_response=json_response,
+            modern_only=modern_only,
         )
         servers.append(server)
         server.start()

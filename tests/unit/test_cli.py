@@ -62,3 +62,76 @@ def test_render_ignores_foreign_documents(
     other.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n")
     assert main(["render", "-f", str(other)]) == 0
     assert capsys.readouterr().out == ""
+
+
+# -- every setting is a flag of `run` -------------------------------------------------------
+
+
+def run_help(capsys: pytest.CaptureFixture[str]) -> str:
+    from devserver_operator.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    return " ".join(capsys.readouterr().out.split())
+
+
+def test_every_setting_is_a_run_flag_with_its_doc(capsys: pytest.CaptureFixture[str]) -> None:
+    from devserver_operator.cli import settings_flags
+    from devserver_operator.settings import OperatorSettings
+
+    text = run_help(capsys)
+    for name, info in OperatorSettings.model_fields.items():
+        for flag in settings_flags(name):
+            assert f"{flag} " in text, flag
+        assert info.description, f"{name} has no docstring"
+        assert " ".join(info.description.split())[:40] in text, name
+        assert f"DEVSERVER_OPERATOR_{name.upper()}" in text
+
+
+def test_the_six_original_flags_keep_their_names(capsys: pytest.CaptureFixture[str]) -> None:
+    text = run_help(capsys)
+    for flag in ("--namespace", "-n", "--metrics-port", "--health-port", "--log-format"):
+        assert f"{flag} " in text
+    assert "--log-level {DEBUG,INFO,WARNING,ERROR}" in text
+    assert "--peering VALUE" in text
+
+
+def test_run_flags_become_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from devserver_operator.cli import build_parser, settings_from_args
+
+    monkeypatch.setenv("DEVSERVER_OPERATOR_CLUSTER_DOMAIN", "from.env")
+    monkeypatch.setenv("DEVSERVER_OPERATOR_METRICS_PORT", "9000")
+    args = build_parser().parse_args(
+        [
+            "run",
+            "-n",
+            "a",
+            "--namespace",
+            "b",
+            "--resync-interval",
+            "30",
+            "--allowed-image",
+            "ghcr.io/org/",
+            "--admission-port",
+            "8443",
+            "--log-level",
+            "DEBUG",
+            "--metrics-port",
+            "9100",
+        ]
+    )
+    settings = settings_from_args(args)
+    assert settings.namespaces == ["a", "b"]
+    assert settings.resync_interval == 30.0
+    assert settings.allowed_images == ["ghcr.io/org/"]
+    assert settings.admission_port == 8443
+    assert settings.log_level == "DEBUG"
+    assert settings.metrics_port == 9100  # the flag wins over the environment
+    assert settings.cluster_domain == "from.env"  # no flag: the environment applies
+
+
+def test_a_bad_value_is_refused_with_the_flag_name(capsys: pytest.CaptureFixture[str]) -> None:
+    from devserver_operator.cli import main
+
+    assert main(["run", "--resync-interval", "1"]) == 2
+    assert "--resync-interval" in capsys.readouterr().err

@@ -349,8 +349,8 @@ async def _verification(
     metrics.MCP_PROBE_DURATION.observe(result.duration_seconds)
     metrics.MCP_SERVER_TOOLS.labels(owner.namespace, owner.name).set(result.tool_count)
     message = (
-        f"{result.server_name} {result.server_version} speaks MCP {result.protocol_version} "
-        f"and lists {result.tool_count} tools."
+        f"{result.server_name or 'The server'} {result.server_version} speaks MCP "
+        f"{result.protocol_version} and lists {result.tool_count} tools."
     )
     if previous is None or previous.status != "True":
         post_event(body, "Normal", reason="Verified", message=message)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Final, Literal, get_args
+from typing import Any, Final, Literal, get_args
 
 import httpx
 
@@ -63,12 +63,25 @@ _SPACES = re.compile(r"\s+")
 
 
 class McpProbeError(Exception):
-    """An MCP probe failed: ``reason`` is one of :data:`MCP_PROBE_REASONS`."""
+    """An MCP probe failed: ``reason`` is one of :data:`MCP_PROBE_REASONS`.
 
-    def __init__(self, reason: McpProbeReason, message: str) -> None:
+    ``rpc_code`` and ``rpc_data`` hold the JSON-RPC error the server answered, if any
+    (protocol negotiation reads them; they never appear in the message beyond the code).
+    """
+
+    def __init__(
+        self,
+        reason: McpProbeReason,
+        message: str,
+        *,
+        rpc_code: int | None = None,
+        rpc_data: Any = None,
+    ) -> None:
         super().__init__(reason, message)
         self.reason: McpProbeReason = reason
         self.message = message
+        self.rpc_code = rpc_code
+        self.rpc_data = rpc_data
 
     def __str__(self) -> str:
         return self.message

@@ -1,14 +1,34 @@
-"""Verify that a URL serves MCP: ``initialize``, ``notifications/initialized``, ``tools/list``.
+"""Verify that a URL serves MCP: negotiate a protocol revision, then ``tools/list``.
 
 :func:`probe_mcp_server` is what the MCPServer handler calls for the ``Verified`` condition.
-It speaks both HTTP transports of MCP (see :mod:`.mcp_transports`), offers the newest
-protocol version it knows and accepts any of :data:`SUPPORTED_PROTOCOL_VERSIONS` in the
-answer, follows ``tools/list`` pagination within bounds, and ends the session. The whole probe
-is bounded by ``timeout`` (a total deadline, ending the session included).
+It negotiates the way the official SDK's client does in its default ``mode="auto"``
+(``mcp.client._probe.negotiate_auto``):
+
+1. ``server/discover`` at the newest stateless revision (2026-07-28), with the per-request
+   ``_meta`` envelope and the ``MCP-Protocol-Version``/``Mcp-Method`` headers. A server that
+   answers with a revision both sides speak is used statelessly: no ``initialize``, no
+   session, every later request carries the envelope.
+2. An ``UnsupportedProtocolVersion`` error (-32022) naming another stateless revision both
+   sides speak is retried once at that revision; one naming only revisions the operator does
+   not speak fails with ``UnsupportedProtocolVersion``.
+3. Anything else that is not positive evidence of a stateless server (a JSON-RPC error, an
+   HTTP 4xx/5xx, an answer that is not MCP, no answer within 10 s) falls back to the
+   ``initialize`` handshake (revisions 2024-11-05 .. 2025-11-25) and
+   ``notifications/initialized``; an ``initialize`` rejected with -32022 naming a stateless
+   revision re-probes ``server/discover`` once.
+
+It then follows ``tools/list`` pagination within bounds and ends the session (handshake
+revisions only). The whole probe is bounded by ``timeout`` (a total deadline, ending the
+session included).
+
+The protocol itself comes from the official SDK's wire package ``mcp-types``: the revision
+lists (:mod:`mcp_types.version`), the request messages, the ``_meta`` keys, the error codes
+and the models that validate the ``initialize``/``server/discover`` answers. The HTTP layer
+(:mod:`.mcp_transports`) is the operator's own, because it bounds every read and the total
+time, which the SDK's client does not (see docs/mcpserver.md for the measurements).
 
 Every failure is an :class:`McpProbeError` with a stable ``reason`` (see
 :data:`MCP_PROBE_REASONS`) and a one-sentence message that never contains header values.
-The probe has no dependency on the MCP SDK: it is plain JSON-RPC over httpx.
 """
 
 from __future__ import annotations
@@ -18,12 +38,21 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, Final, Literal
 
 import httpx
+import mcp_types
+from mcp_types.version import (
+    HANDSHAKE_PROTOCOL_VERSIONS,
+    KNOWN_PROTOCOL_VERSIONS,
+    LATEST_HANDSHAKE_VERSION,
+    LATEST_MODERN_VERSION,
+    MODERN_PROTOCOL_VERSIONS,
+)
+from pydantic import ValidationError
 
 from devserver_operator.integrations.mcp_errors import (
     MCP_PROBE_REASONS,
@@ -42,27 +71,33 @@ from devserver_operator.integrations.mcp_transports import (
 )
 
 __all__ = [
+    "HANDSHAKE_PROTOCOL_VERSIONS",
     "LATEST_PROTOCOL_VERSION",
     "MCP_PROBE_REASONS",
+    "MODERN_PROTOCOL_VERSIONS",
     "SUPPORTED_PROTOCOL_VERSIONS",
     "McpProbeError",
     "McpProbeReason",
     "McpProbeResult",
     "McpTool",
     "McpTransport",
+    "Negotiation",
     "probe_mcp_server",
 ]
 
 McpTransport = Literal["streamable-http", "sse"]
+Negotiation = Literal["discover", "initialize"]
+"""How the revision was agreed: stateless ``server/discover`` or the ``initialize`` handshake."""
 
-SUPPORTED_PROTOCOL_VERSIONS: Final[tuple[str, ...]] = (
-    "2024-11-05",
-    "2025-03-26",
-    "2025-06-18",
-    "2025-11-25",
-)
-"""The protocol versions reachable with the ``initialize`` handshake, oldest first."""
+SUPPORTED_PROTOCOL_VERSIONS: Final[tuple[str, ...]] = KNOWN_PROTOCOL_VERSIONS
+"""Every revision the probe negotiates (the SDK's list, oldest first): the ``initialize``
+revisions (:data:`HANDSHAKE_PROTOCOL_VERSIONS`) and the stateless ones
+(:data:`MODERN_PROTOCOL_VERSIONS`)."""
 LATEST_PROTOCOL_VERSION: Final = SUPPORTED_PROTOCOL_VERSIONS[-1]
+
+DISCOVER_TIMEOUT_SECONDS: Final = 10.0
+"""How long ``server/discover`` may take before falling back (the SDK's client waits 10 s);
+never more than half of what is left of the probe's deadline."""
 
 DEFAULT_MAX_PAGES: Final = 1000
 DEFAULT_MAX_TOTAL_TOOLS: Final = 100_000
@@ -105,6 +140,8 @@ class McpProbeResult:
     """The true number of tools over all pages (may exceed ``len(tools)``)."""
     duration_seconds: float
     transport: McpTransport = "streamable-http"
+    negotiation: Negotiation = "initialize"
+    """``discover`` for a stateless (2026-07-28) server, ``initialize`` for the handshake."""
     server_title: str | None = None
     instructions: str | None = None
     """The server's instructions, cut to 2048 characters."""
@@ -160,14 +197,33 @@ def _validate_headers(headers: Mapping[str, str] | None) -> httpx.Headers:
     return result
 
 
-def _required_string(value: Any, what: str, conn: McpConnection) -> str:
-    if not isinstance(value, str) or not value:
-        raise McpProbeError(
-            "ProtocolError",
-            f"The MCP server at {conn.shown_url} answered initialize without {what}; it does "
-            "not follow the MCP specification.",
-        )
-    return value
+def _client_info() -> dict[str, Any]:
+    info = mcp_types.Implementation(
+        name="devserver-operator",
+        title="devserver-operator MCP verification",
+        version=_client_version(),
+    )
+    return info.model_dump(by_alias=True, mode="json", exclude_none=True)
+
+
+def _wire(request: mcp_types.ClientRequest | Any) -> tuple[str, dict[str, Any] | None]:
+    """The method and params of an SDK request model, as they go on the wire."""
+    data: dict[str, Any] = request.model_dump(by_alias=True, mode="json", exclude_none=True)
+    return data["method"], data.get("params")
+
+
+def _validation_problem(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first.get("loc", ())) or "the result"
+    return f"{where}: {first.get('msg', 'invalid')}"
+
+
+def _protocol_error(conn: McpConnection, what: str, problem: str) -> McpProbeError:
+    return McpProbeError(
+        "ProtocolError",
+        f"The MCP server at {conn.shown_url} answered {what} with a result that does not "
+        f"follow the MCP specification ({snippet(problem, 160)}).",
+    )
 
 
 def _bounded_capabilities(raw: Mapping[str, Any]) -> tuple[tuple[str, ...], dict[str, Any]]:
@@ -181,22 +237,56 @@ def _bounded_capabilities(raw: Mapping[str, Any]) -> tuple[tuple[str, ...], dict
     return tuple(names), {name: {} for name in names}
 
 
-async def _initialize(conn: McpConnection) -> dict[str, Any]:
-    result = await conn.request(
-        "initialize",
-        {
-            "protocolVersion": LATEST_PROTOCOL_VERSION,
-            "capabilities": {},
-            "clientInfo": {
-                "name": "devserver-operator",
-                "title": "devserver-operator MCP verification",
-                "version": _client_version(),
-            },
-        },
-        what="initialize",
+@dataclass(frozen=True, slots=True)
+class _Agreed:
+    """The outcome of the negotiation: the revision and what the server said about itself."""
+
+    negotiation: Negotiation
+    protocol_version: str
+    capabilities: Mapping[str, Any]
+    server_info: mcp_types.Implementation | None
+    instructions: str | None
+
+    def envelope(self) -> dict[str, Any] | None:
+        """The ``_meta`` every stateless request carries (``None`` for the handshake)."""
+        if self.negotiation != "discover":
+            return None
+        return _envelope(self.protocol_version)
+
+
+def _envelope(version: str) -> dict[str, Any]:
+    return {
+        mcp_types.PROTOCOL_VERSION_META_KEY: version,
+        mcp_types.CLIENT_INFO_META_KEY: _client_info(),
+        mcp_types.CLIENT_CAPABILITIES_META_KEY: {},
+    }
+
+
+def _stateless_headers(version: str, method: str) -> dict[str, str]:
+    return {"MCP-Protocol-Version": version, "Mcp-Method": method}
+
+
+def _supported_in(data: Any) -> list[str] | None:
+    """``data.supported`` of an UnsupportedProtocolVersion (-32022) error, if well formed."""
+    try:
+        return mcp_types.UnsupportedProtocolVersionErrorData.model_validate(data).supported
+    except ValidationError:
+        return None
+
+
+async def _initialize(conn: McpConnection) -> _Agreed:
+    method, params = _wire(
+        mcp_types.InitializeRequest(
+            params=mcp_types.InitializeRequestParams(
+                protocol_version=LATEST_HANDSHAKE_VERSION,
+                capabilities=mcp_types.ClientCapabilities(),
+                client_info=mcp_types.Implementation.model_validate(_client_info()),
+            )
+        )
     )
-    version = _required_string(result.get("protocolVersion"), "a protocolVersion", conn)
-    if version not in SUPPORTED_PROTOCOL_VERSIONS:
+    result = await conn.request(method, params, what="initialize")
+    version = result.get("protocolVersion")
+    if isinstance(version, str) and version not in HANDSHAKE_PROTOCOL_VERSIONS:
         raise McpProbeError(
             "UnsupportedProtocolVersion",
             f"The MCP server at {conn.shown_url} speaks protocol version "
@@ -204,26 +294,130 @@ async def _initialize(conn: McpConnection) -> dict[str, Any]:
             f"{', '.join(SUPPORTED_PROTOCOL_VERSIONS)}); use a server or SDK release that "
             "supports one of them.",
         )
-    if not isinstance(result.get("capabilities"), dict):
-        raise McpProbeError(
-            "ProtocolError",
-            f"The MCP server at {conn.shown_url} answered initialize without a capabilities "
-            "object; it does not follow the MCP specification.",
+    try:
+        init = mcp_types.InitializeResult.model_validate(result, by_name=False)
+    except ValidationError as exc:
+        raise _protocol_error(conn, "initialize", _validation_problem(exc)) from None
+    conn.protocol_version = init.protocol_version
+    method, params = _wire(mcp_types.InitializedNotification())
+    await conn.notify(method, params)
+    return _Agreed(
+        negotiation="initialize",
+        protocol_version=init.protocol_version,
+        capabilities=result["capabilities"],
+        server_info=init.server_info,
+        instructions=init.instructions,
+    )
+
+
+async def _discover(conn: McpConnection, version: str, deadline: float) -> dict[str, Any]:
+    """Send one ``server/discover`` at ``version``, bounded by the discover timeout."""
+    method, params = _wire(
+        mcp_types.DiscoverRequest(params=mcp_types.RequestParams(_meta=_envelope(version)))
+    )
+    loop = asyncio.get_running_loop()
+    limit = min(loop.time() + DISCOVER_TIMEOUT_SECONDS, loop.time() + (deadline - loop.time()) / 2)
+    async with asyncio.timeout_at(limit):
+        return await conn.request(
+            method, params, what="server/discover", headers=_stateless_headers(version, method)
         )
-    server_info = result.get("serverInfo")
-    if not isinstance(server_info, dict):
-        raise McpProbeError(
-            "ProtocolError",
-            f"The MCP server at {conn.shown_url} answered initialize without serverInfo; it "
-            "does not follow the MCP specification.",
-        )
-    _required_string(server_info.get("name"), "serverInfo.name", conn)
-    conn.protocol_version = version
-    return result
+
+
+def _adopt(raw: Mapping[str, Any]) -> _Agreed | None:
+    """The agreement a ``server/discover`` result offers; ``None`` when it is no evidence."""
+    try:
+        result = mcp_types.DiscoverResult.model_validate(raw, by_name=False)
+    except ValidationError:
+        return None  # unparseable: not evidence of a stateless server (as the SDK decides)
+    mutual = [v for v in MODERN_PROTOCOL_VERSIONS if v in result.supported_versions]
+    if not mutual:
+        return None  # a server that advertises only handshake revisions
+    server_info: mcp_types.Implementation | None = None
+    stamp = (result.meta or {}).get(mcp_types.SERVER_INFO_META_KEY)
+    if stamp is not None:
+        try:
+            server_info = mcp_types.Implementation.model_validate(stamp)
+        except ValidationError:
+            server_info = None  # display-only, per the specification
+    return _Agreed(
+        negotiation="discover",
+        protocol_version=mutual[-1],
+        capabilities=raw["capabilities"],
+        server_info=server_info,
+        instructions=result.instructions,
+    )
+
+
+Connect = Callable[[], Awaitable[McpConnection]]
+
+
+async def _negotiate(
+    conn: McpConnection, connect: Connect, deadline: float
+) -> tuple[McpConnection, _Agreed]:
+    """Agree on a revision as the SDK's client does (see the module docstring).
+
+    ``connect`` opens a fresh connection: after a ``server/discover`` that timed out (its
+    request may still be in flight) or failed on the legacy SSE transport (whose stream the
+    server may have ended or bound to the stateless era), the handshake runs on a new one.
+    """
+    version = LATEST_MODERN_VERSION
+    for attempt in range(2):
+        fresh = False
+        try:
+            raw = await _discover(conn, version, deadline)
+        except TimeoutError:
+            fresh = True
+        except McpProbeError as exc:
+            if exc.reason == "ResponseTooLarge" or (
+                exc.reason == "ConnectionFailed" and conn.transport != "sse"
+            ):
+                raise  # a bound, or an outage: never an era verdict
+            if exc.rpc_code == mcp_types.UNSUPPORTED_PROTOCOL_VERSION:
+                supported = _supported_in(exc.rpc_data)
+                mutual = [v for v in MODERN_PROTOCOL_VERSIONS if v in (supported or ())]
+                if mutual and attempt == 0:
+                    version = mutual[-1]
+                    continue
+                if supported is not None and not any(
+                    v in HANDSHAKE_PROTOCOL_VERSIONS for v in supported
+                ):
+                    raise McpProbeError(
+                        "UnsupportedProtocolVersion",
+                        f"The MCP server at {conn.shown_url} speaks only protocol versions "
+                        f"{snippet(', '.join(map(str, supported)), 120)}, which the operator "
+                        f"does not support (it speaks {', '.join(SUPPORTED_PROTOCOL_VERSIONS)}); "
+                        "use a server or SDK release that supports one of them.",
+                    ) from None
+            fresh = conn.transport == "sse" or exc.reason == "Timeout"
+        else:
+            agreed = _adopt(raw)
+            if agreed is not None:
+                conn.protocol_version = agreed.protocol_version
+                return conn, agreed
+            fresh = conn.transport == "sse"
+        if fresh:
+            await conn.aclose(deadline)
+            conn = await connect()
+        try:
+            return conn, await _initialize(conn)
+        except McpProbeError as exc:
+            if exc.rpc_code != mcp_types.UNSUPPORTED_PROTOCOL_VERSION or attempt != 0:
+                raise
+            supported = _supported_in(exc.rpc_data)
+            mutual = [v for v in MODERN_PROTOCOL_VERSIONS if v in (supported or ())]
+            if not mutual:
+                raise
+            version = mutual[-1]
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
 
 async def _list_tools(
-    conn: McpConnection, *, max_tools: int, max_pages: int, max_total_tools: int
+    conn: McpConnection,
+    agreed: _Agreed,
+    *,
+    max_tools: int,
+    max_pages: int,
+    max_total_tools: int,
 ) -> tuple[list[McpTool], int]:
     tools: list[McpTool] = []
     count = 0
@@ -231,8 +425,15 @@ async def _list_tools(
     seen_cursors: set[bytes] = set()
     for page in range(1, max_pages + 1):
         what = "tools/list" if page == 1 else f"tools/list (page {page})"
-        params = None if cursor is None else {"cursor": cursor}
-        result = await conn.request("tools/list", params, what=what)
+        envelope = agreed.envelope()
+        request_params = (
+            None
+            if cursor is None and envelope is None
+            else mcp_types.PaginatedRequestParams(cursor=cursor, _meta=envelope)
+        )
+        method, params = _wire(mcp_types.ListToolsRequest(params=request_params))
+        headers = None if envelope is None else _stateless_headers(agreed.protocol_version, method)
+        result = await conn.request(method, params, what=what, headers=headers)
         page_tools = result.get("tools")
         if not isinstance(page_tools, list):
             raise McpProbeError(
@@ -291,18 +492,21 @@ async def _list_tools(
 
 
 async def _run(
-    conn: McpConnection, *, max_tools: int, max_pages: int, max_total_tools: int
-) -> tuple[dict[str, Any], list[McpTool], int]:
-    await conn.start()
-    init = await _initialize(conn)
-    await conn.notify("notifications/initialized", None)
-    capabilities = init["capabilities"]
-    if "tools" not in capabilities:
-        return init, [], 0  # tools/list is only defined for servers with the capability
+    conn: McpConnection,
+    connect: Connect,
+    deadline: float,
+    *,
+    max_tools: int,
+    max_pages: int,
+    max_total_tools: int,
+) -> tuple[McpConnection, _Agreed, list[McpTool], int]:
+    conn, agreed = await _negotiate(conn, connect, deadline)
+    if "tools" not in agreed.capabilities:
+        return conn, agreed, [], 0  # tools/list is only defined for servers with the capability
     tools, count = await _list_tools(
-        conn, max_tools=max_tools, max_pages=max_pages, max_total_tools=max_total_tools
+        conn, agreed, max_tools=max_tools, max_pages=max_pages, max_total_tools=max_total_tools
     )
-    return init, tools, count
+    return conn, agreed, tools, count
 
 
 async def probe_mcp_server(
@@ -384,51 +588,69 @@ async def _probe(
     connection_type: type[McpConnection] = (
         StreamableHttpConnection if transport == "streamable-http" else LegacySseConnection
     )
-    conn = connection_type(
-        http,
-        url,
-        headers=headers,
-        shown_url=display_url(url),
-        secrets=secrets,
-        max_response_bytes=max_response_bytes,
-    )
+    opened: list[McpConnection] = []
+
+    def new_connection() -> McpConnection:
+        conn = connection_type(
+            http,
+            url,
+            headers=headers,
+            shown_url=display_url(url),
+            secrets=secrets,
+            max_response_bytes=max_response_bytes,
+        )
+        opened.append(conn)
+        return conn
+
+    async def connect() -> McpConnection:
+        conn = new_connection()
+        await conn.start()
+        return conn
+
+    conn = new_connection()
     try:
         try:
             async with asyncio.timeout_at(deadline):
-                init, tools, count = await _run(
-                    conn, max_tools=max_tools, max_pages=max_pages, max_total_tools=max_total_tools
+                await conn.start()
+                conn, agreed, tools, count = await _run(
+                    conn,
+                    connect,
+                    deadline,
+                    max_tools=max_tools,
+                    max_pages=max_pages,
+                    max_total_tools=max_total_tools,
                 )
         except TimeoutError as exc:
+            stuck = opened[-1].phase
             raise McpProbeError(
                 "Timeout",
                 f"The MCP server at {conn.shown_url} did not finish the verification within "
-                f"{budget:g} s (stuck {conn.phase}); check that it is up and speaks MCP over "
+                f"{budget:g} s (stuck {stuck}); check that it is up and speaks MCP over "
                 f"{transport}, or raise the verification timeout if it starts slowly.",
             ) from exc
     finally:
         # Ending the session is best effort, within what is left of the deadline.
-        await conn.aclose(deadline)
+        for each in opened:
+            await each.aclose(deadline)
         if own_client:
             await http.aclose()
-    server_info: dict[str, Any] = init["serverInfo"]
-    names, raw = _bounded_capabilities(init["capabilities"])
-    version = server_info.get("version")
-    title = server_info.get("title")
-    instructions = init.get("instructions")
+    info = agreed.server_info
+    names, raw = _bounded_capabilities(agreed.capabilities)
     return McpProbeResult(
-        server_name=truncate(server_info["name"], MAX_SERVER_FIELD_CHARS),
-        server_version=truncate(version, MAX_SERVER_FIELD_CHARS)
-        if isinstance(version, str)
-        else "",
-        server_title=truncate(title, MAX_SERVER_FIELD_CHARS) if isinstance(title, str) else None,
-        protocol_version=init["protocolVersion"],
+        server_name=truncate(info.name, MAX_SERVER_FIELD_CHARS) if info is not None else "",
+        server_version=truncate(info.version, MAX_SERVER_FIELD_CHARS) if info is not None else "",
+        server_title=truncate(info.title, MAX_SERVER_FIELD_CHARS)
+        if info is not None and info.title
+        else None,
+        protocol_version=agreed.protocol_version,
         capabilities=names,
         raw_capabilities=raw,
-        instructions=truncate(instructions, MAX_INSTRUCTIONS_CHARS)
-        if isinstance(instructions, str) and instructions
+        instructions=truncate(agreed.instructions, MAX_INSTRUCTIONS_CHARS)
+        if agreed.instructions
         else None,
         tools=tuple(tools),
         tool_count=count,
         duration_seconds=time.monotonic() - started,
         transport=transport,
+        negotiation=agreed.negotiation,
     )

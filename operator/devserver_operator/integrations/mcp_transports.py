@@ -126,8 +126,18 @@ class McpConnection:
     async def start(self) -> None:
         """Open what the transport needs before the first request."""
 
-    async def request(self, method: str, params: JSONObject | None, *, what: str) -> JSONObject:
-        """Send a request and return its ``result`` (``what`` names it in messages)."""
+    async def request(
+        self,
+        method: str,
+        params: JSONObject | None,
+        *,
+        what: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> JSONObject:
+        """Send a request and return its ``result`` (``what`` names it in messages).
+
+        ``headers`` go with this request only (e.g. ``Mcp-Method`` on protocol 2026-07-28).
+        """
         raise NotImplementedError
 
     async def notify(self, method: str, params: JSONObject | None) -> None:
@@ -144,8 +154,18 @@ class McpConnection:
         self._next_id += 1
         return self._next_id
 
-    def _error(self, reason: McpProbeReason, message: str) -> McpProbeError:
-        return McpProbeError(reason, message)
+    def _error(
+        self, reason: McpProbeReason, message: str, rpc: Mapping[str, Any] | None = None
+    ) -> McpProbeError:
+        if rpc is None:
+            return McpProbeError(reason, message)
+        code = rpc.get("code")
+        return McpProbeError(
+            reason,
+            message,
+            rpc_code=code if isinstance(code, int) and not isinstance(code, bool) else None,
+            rpc_data=rpc.get("data"),
+        )
 
     @contextmanager
     def _http_errors(self, action: str) -> Iterator[None]:
@@ -283,10 +303,12 @@ class McpConnection:
             return
         body = await self._read_start(response)
         detail = ""
+        rpc: Mapping[str, Any] | None = None
         if _media_type(response) == _JSON:
-            with suppress(ValueError):
+            with suppress(ValueError, AttributeError, RecursionError):
                 error = json.loads(body).get("error")
                 if isinstance(error, Mapping):
+                    rpc = error
                     detail = f" (JSON-RPC error {self._describe_error(error)})"
         elif body and _media_type(response) in ("text/plain", ""):
             detail = f" ({snippet(body, 100, self.secrets)!r})"
@@ -294,6 +316,7 @@ class McpConnection:
             "HTTPError",
             f"The MCP server at {self.shown_url} answered {_status_text(status)} while "
             f"{action}{detail}; {self._hint_for_status(status, method=method)}.",
+            rpc,
         )
 
     def _describe_error(self, error: Mapping[str, Any]) -> str:
@@ -379,6 +402,7 @@ class McpConnection:
                 "ProtocolError",
                 f"The MCP server at {self.shown_url} answered {what} with JSON-RPC error "
                 f"{self._describe_error(error)}; check the server's logs and configuration.",
+                error,
             )
         result = message.get("result")
         if not isinstance(result, dict):
@@ -428,14 +452,23 @@ class StreamableHttpConnection(McpConnection):
             headers["MCP-Protocol-Version"] = self.protocol_version
         return headers
 
-    async def request(self, method: str, params: JSONObject | None, *, what: str) -> JSONObject:
+    async def request(
+        self,
+        method: str,
+        params: JSONObject | None,
+        *,
+        what: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> JSONObject:
         request_id = self._new_id()
         message: JSONObject = {"jsonrpc": "2.0", "id": request_id, "method": method}
         if params is not None:
             message["params"] = params
         action = f"waiting for the answer to {what}"
         self.phase = action
+        extra = headers
         headers = self._session_headers(self._request_headers(accept=_ACCEPT_BOTH, json_body=True))
+        headers.update(extra or {})
         with self._http_errors(action):
             async with self._send("POST", self.url, headers, json.dumps(message).encode()) as resp:
                 await self._raise_for_status(resp, method="POST", action=action)
@@ -588,15 +621,25 @@ class LegacySseConnection(McpConnection):
             endpoint = stream_url.copy_with(raw_path=endpoint.raw_path, fragment=None)
         return endpoint
 
-    async def _post(self, message: JSONObject, action: str) -> None:
+    async def _post(
+        self, message: JSONObject, action: str, extra: Mapping[str, str] | None = None
+    ) -> None:
         assert self.endpoint is not None
         headers = self._request_headers(accept=_ACCEPT_BOTH, json_body=True)
         if self.protocol_version is not None:
             headers["MCP-Protocol-Version"] = self.protocol_version
+        headers.update(extra or {})
         async with self._send("POST", self.endpoint, headers, json.dumps(message).encode()) as r:
             await self._raise_for_status(r, method="POST", action=action)
 
-    async def request(self, method: str, params: JSONObject | None, *, what: str) -> JSONObject:
+    async def request(
+        self,
+        method: str,
+        params: JSONObject | None,
+        *,
+        what: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> JSONObject:
         assert self._events is not None
         request_id = self._new_id()
         message: JSONObject = {"jsonrpc": "2.0", "id": request_id, "method": method}
@@ -605,7 +648,7 @@ class LegacySseConnection(McpConnection):
         action = f"sending {what}"
         self.phase = action
         with self._http_errors(action):
-            await self._post(message, action)
+            await self._post(message, action, headers)
             action = f"waiting for the answer to {what}"
             self.phase = action
             async for event in self._events:
