@@ -13,12 +13,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import textwrap
+import time
 from typing import Any
 
 import httpx
 import pytest
 
+from devserver_operator.localcluster import kind_stack
 from devserver_operator.localcluster.kind import KindCluster
 from tests.e2e.conftest import DEMO, OPERATOR_NAMESPACE
 from tests.e2e.helpers import (
@@ -358,6 +361,118 @@ def test_an_n8n_workflow_in_the_cluster_calls_an_mcp_server_in_the_cluster(
     assert server["healthy"] is True, server
     assert server["serverInfo"]["name"]
     assert server["url"].startswith(f"http://monitored.{DEMO}.svc")
+
+
+TEAM = "team-e2e"
+ALICE = "alice@example.com"
+TEAM_SETUP = f"""\
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: {TEAM}
+  labels: {{pod-security.kubernetes.io/enforce: restricted}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: db-password, namespace: {TEAM}}}
+stringData: {{password: not-for-alice}}
+---
+apiVersion: devserver.ecosphere.network/v1alpha1
+kind: TeamAccess
+metadata: {{name: alice, namespace: {TEAM}}}
+spec:
+  role: operator
+  members: [{{kind: User, name: {ALICE}}}]
+"""
+
+
+def secret_reading_server(name: str) -> str:
+    """An MCPServer on an allow-listed image that hands the Secret to the server as STOLEN."""
+    return everything_server(
+        name,
+        TEAM,
+        """\
+    - name: STOLEN
+      valueFrom: {secretKeyRef: {name: db-password, key: password}}
+""",
+    )
+
+
+def as_alice(cluster: KindCluster, manifest: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            str(cluster.toolchain.kubectl), "--kubeconfig", str(cluster.kubeconfig_path),
+            "--as", ALICE, "apply", "--server-side", "--field-manager=alice", "-f", "-",
+        ],
+        input=manifest, capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def alice_team(e2e_cluster: KindCluster, installed_chart: str) -> str:
+    apply(e2e_cluster, TEAM_SETUP)
+    wait_until(
+        lambda: is_ready(get_or_none(e2e_cluster, "teamaccess", "alice", "-n", TEAM)),
+        seconds=120,
+        what="TeamAccess alice Granted",
+    )
+    return ALICE
+
+
+def test_a_team_member_cannot_reach_a_secret_through_the_operator(
+    e2e_cluster: KindCluster, alice_team: str
+) -> None:
+    """The chart installs the admission webhook: the operator role may write MCPServers, but an
+    MCPServer that hands a Secret alice may not read to her own image is refused, and one on an
+    allow-listed image without Secrets is admitted and reconciles."""
+    refused = as_alice(e2e_cluster, secret_reading_server("thief"))
+    print("refused:", refused.stderr.strip())
+    assert refused.returncode != 0
+    assert (
+        'spec.env[1].valueFrom.secretKeyRef.name: needs permission to get secrets "db-password"'
+        in (refused.stderr)
+    )
+    assert get_or_none(e2e_cluster, "mcpserver", "thief", "-n", TEAM) is None
+    foreign = as_alice(
+        e2e_cluster,
+        everything_server("foreign", TEAM).replace(MCP_IMAGE, "docker.io/library/busybox:1.37"),
+    )
+    print("refused:", foreign.stderr.strip())
+    assert foreign.returncode != 0
+    assert "spec.image" in foreign.stderr and "create pods" in foreign.stderr
+    allowed = as_alice(e2e_cluster, everything_server("honest", TEAM))
+    assert allowed.returncode == 0, allowed.stderr
+    wait_until(
+        lambda: is_ready(get_or_none(e2e_cluster, "mcpserver", "honest", "-n", TEAM)),
+        seconds=240,
+        what="alice's allow-listed MCPServer Ready",
+    )
+
+
+def test_nothing_slips_through_while_the_operator_restarts(
+    e2e_cluster: KindCluster, alice_team: str
+) -> None:
+    """failurePolicy Fail: while the operator pod is replaced, every forbidden create is refused,
+    either by the webhook or by the API server that cannot reach it."""
+    e2e_cluster.kubectl(
+        "delete", "pods", "-n", OPERATOR_NAMESPACE, "-l",
+        f"app.kubernetes.io/instance={kind_stack.RELEASE}", "--wait=false",
+    )  # fmt: skip
+    outcomes = []
+    for attempt in range(30):
+        result = as_alice(e2e_cluster, secret_reading_server(f"restart-{attempt}"))
+        outcomes.append("admitted" if result.returncode == 0 else "refused")
+        time.sleep(1)
+    print("creates during the restart:", " ".join(outcomes))
+    assert "admitted" not in outcomes
+    names = [
+        item["metadata"]["name"] for item in get(e2e_cluster, "mcpservers", "-n", TEAM)["items"]
+    ]
+    assert not [name for name in names if name.startswith("restart-")], names
+    e2e_cluster.kubectl(
+        "rollout", "status", "-n", OPERATOR_NAMESPACE, f"deployment/{kind_stack.RELEASE}",
+        "--timeout=180s", timeout=200,
+    )  # fmt: skip
 
 
 PROBE_POD = """\

@@ -4,6 +4,7 @@ the services the examples point at (n8n, Prometheus), for the e2e suite and
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Final
@@ -24,8 +25,17 @@ def operator_image(images: tuple[str, ...]) -> str:
     return next(image for image in images if "/devserver-operator:" in image)
 
 
-def install_chart(cluster: KindCluster, image: str, *, resync_seconds: int = 15) -> str:
-    """``helm install`` of the chart into a namespace that enforces Pod Security "restricted"."""
+def install_chart(
+    cluster: KindCluster,
+    image: str,
+    *,
+    resync_seconds: int = 15,
+    allowed_images: tuple[str, ...] = ("localhost/devserver/",),
+) -> str:
+    """``helm install`` of the chart into a namespace that enforces Pod Security "restricted".
+
+    ``allowed_images``: what team members without pod rights may run (the locally built MCP
+    server images by default)."""
     helm = binaries.ensure_binaries((binaries.HELM,))[binaries.HELM]
     repository, _, tag = image.rpartition(":")
     cluster.kubectl("create", "namespace", OPERATOR_NAMESPACE)
@@ -41,6 +51,7 @@ def install_chart(cluster: KindCluster, image: str, *, resync_seconds: int = 15)
             "--set", "image.pullPolicy=Never",
             "--set", "logFormat=text",
             "--set", f"resyncInterval={resync_seconds}",
+            "--set-json", f"allowedImages={json.dumps(list(allowed_images))}",
             "--wait", "--timeout", "5m",
             "--kubeconfig", str(cluster.kubeconfig_path),
         ],
