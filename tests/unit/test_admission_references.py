@@ -404,3 +404,16 @@ def test_a_spec_the_model_refuses_is_422_naming_the_field() -> None:
 def test_nothing_to_check_is_allowed_without_asking() -> None:
     answer = decide_offline({"request": review("CREATE", {"url": "https://mcp.example/mcp"})})
     assert answer["response"] == {"uid": "u1", "allowed": True}
+
+
+def test_creating_an_existing_foreign_service_account_needs_pod_rights() -> None:
+    spec = MCPServerSpec.model_validate(
+        {"image": IMAGE, "serviceAccount": {"create": True, "name": "deployer"}}
+    )
+    fresh = requirements("MCPServer", spec, bridge_image=BRIDGE)
+    taken = requirements("MCPServer", spec, bridge_image=BRIDGE, foreign_accounts={"deployer"})
+    field = ("spec.serviceAccount.name", "pods", "create", "")
+    assert field not in {(r.field, r.resource, r.verb, r.name) for r in fresh}
+    assert field in {(r.field, r.resource, r.verb, r.name) for r in taken}
+    other = requirements("MCPServer", spec, bridge_image=BRIDGE, foreign_accounts={"else"})
+    assert [r.key for r in other] == [r.key for r in fresh]

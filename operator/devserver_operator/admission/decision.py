@@ -4,7 +4,7 @@ server for the requester with SubjectAccessReviews."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -32,9 +32,14 @@ class BadReviewError(ValueError):
     """The AdmissionReview itself is malformed (not the object under review)."""
 
 
-def needed(request: Mapping[str, Any], *, bridge_image: str) -> list[Requirement]:
+def needed(
+    request: Mapping[str, Any], *, bridge_image: str, foreign_accounts: Collection[str] = ()
+) -> list[Requirement]:
     """The requirements to check for one admission request: all of them on create, the new
-    ones on update. Raises ValidationError for a spec the operator's model refuses."""
+    ones on update. Raises ValidationError for a spec the operator's model refuses.
+
+    ``foreign_accounts`` (see ``requirements``) counts for the new spec only: the old spec
+    vouches for no account that was not its own, so taking one over is always checked."""
     kind = str((request.get("kind") or {}).get("kind") or "")
     model = SPEC_MODELS.get(kind)
     if model is None:
@@ -43,7 +48,7 @@ def needed(request: Mapping[str, Any], *, bridge_image: str) -> list[Requirement
     if not isinstance(new_object, Mapping):
         raise BadReviewError("the request carries no object")
     spec = model.model_validate(new_object.get("spec") or {})
-    wanted = requirements(kind, spec, bridge_image=bridge_image)
+    wanted = requirements(kind, spec, bridge_image=bridge_image, foreign_accounts=foreign_accounts)
     old_object = request.get("oldObject")
     if request.get("operation") != "UPDATE" or not isinstance(old_object, Mapping):
         return wanted
@@ -136,7 +141,8 @@ async def decide(
     if not isinstance(request, Mapping) or not request.get("uid"):
         raise BadReviewError("not an AdmissionReview request")
     try:
-        wanted = needed(request, bridge_image=bridge_image)
+        foreign = await foreign_accounts(kube, request)
+        wanted = needed(request, bridge_image=bridge_image, foreign_accounts=foreign)
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
@@ -151,6 +157,29 @@ async def decide(
     who = user_info.get("username", "unknown")
     message = f"{REFUSED_PREFIX} (you are {who}): " + "; ".join(sentences)
     return _answer(request, 403, "Forbidden", message)
+
+
+async def foreign_accounts(kube: KubeClient, request: Mapping[str, Any]) -> set[str]:
+    """The ServiceAccount an MCPServer asks to create, when it already exists and has no
+    ownerReference to this MCPServer (the operator's forced apply would take it over)."""
+    if str((request.get("kind") or {}).get("kind") or "") != "MCPServer":
+        return set()
+    new_object = request.get("object")
+    if not isinstance(new_object, Mapping):
+        return set()
+    account = (new_object.get("spec") or {}).get("serviceAccount") or {}
+    name = account.get("name") if isinstance(account, Mapping) else None
+    if not (isinstance(account, Mapping) and account.get("create") and isinstance(name, str)):
+        return set()
+    namespace = str(request.get("namespace") or "")
+    existing = await kube.get("v1", "ServiceAccount", name, namespace)
+    if existing is None:
+        return set()
+    uid = (new_object.get("metadata") or {}).get("uid")
+    owners = (existing.get("metadata") or {}).get("ownerReferences") or []
+    if uid and any(owner.get("uid") == uid for owner in owners):
+        return set()
+    return {name}
 
 
 def _answer(

@@ -10,7 +10,7 @@ while an unrelated edit (replicas, labels) by someone with fewer rights passes.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,10 +43,16 @@ class Requirement:
         return (self.resource, self.verb, self.name, self.reaches, self.image)
 
 
-def requirements(kind: str, spec: Any, *, bridge_image: str) -> list[Requirement]:
-    """Every right ``spec`` (a parsed spec model of ``kind``) needs of its author."""
+def requirements(
+    kind: str, spec: Any, *, bridge_image: str, foreign_accounts: Collection[str] = ()
+) -> list[Requirement]:
+    """Every right ``spec`` (a parsed spec model of ``kind``) needs of its author.
+
+    ``foreign_accounts``: names of ServiceAccounts that exist in the namespace and are not
+    owned by this object. One the MCPServer would "create" is taken over, so it counts as
+    named, not fresh."""
     if isinstance(spec, MCPServerSpec):
-        return list(_mcpserver(spec, bridge_image))
+        return list(_mcpserver(spec, bridge_image, foreign_accounts))
     if isinstance(spec, WorkflowIntegrationSpec):
         return list(_workflowintegration(spec))
     if isinstance(spec, AlertRuleSpec):
@@ -96,7 +102,9 @@ def check_allow_list_entry(entry: str) -> str:
 # -- per kind -------------------------------------------------------------------------------
 
 
-def _mcpserver(spec: MCPServerSpec, bridge_image: str) -> Iterable[Requirement]:
+def _mcpserver(
+    spec: MCPServerSpec, bridge_image: str, foreign_accounts: Collection[str]
+) -> Iterable[Requirement]:
     if spec.url is not None:
         # Remote: the operator sends the headers to the URL; no workload runs.
         yield from _headers(spec, f"url {spec.url}")
@@ -104,6 +112,10 @@ def _mcpserver(spec: MCPServerSpec, bridge_image: str) -> Iterable[Requirement]:
     image = spec.image if spec.image is not None else bridge_image
     account = spec.service_account
     named_account = account.name if account is not None and not account.create else None
+    if account is not None and account.create and account.name in foreign_accounts:
+        # create: true on an existing account owned by someone else: the operator's forced
+        # apply would take it over, so it is as good as naming it.
+        named_account = account.name
     # Whatever the pod runs receives every Secret and ConfigMap it mounts, so they belong to
     # the workload: a change of image, command, args or account checks them all again.
     workload = (
