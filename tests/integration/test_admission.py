@@ -562,3 +562,31 @@ async def test_bad_requests_to_the_webhook(webhook: Webhook) -> None:
         )
         assert invalid.status_code == 200
         assert invalid.json()["response"]["status"]["code"] == 422
+
+
+async def test_creating_a_foreign_service_account_is_taking_it_over(
+    control_plane: Any, kube: KubeClient, checked_namespace: str
+) -> None:
+    namespace = checked_namespace
+    # _world made ServiceAccount deployer: it exists and no MCPServer owns it.
+    takeover = {"image": APPROVED_IMAGE, "serviceAccount": {"create": True, "name": "deployer"}}
+    outcome, message = await attempt(
+        control_plane, "operator", document("MCPServer", "takeover", namespace, takeover)
+    )
+    assert outcome == REFUSED, message
+    assert "spec.serviceAccount.name: needs permission to create pods" in message, message
+    own = {"image": APPROVED_IMAGE, "serviceAccount": {"create": True, "name": "own-sa"}}
+    outcome, message = await attempt(
+        control_plane, "operator", document("MCPServer", "own", namespace, own)
+    )
+    assert outcome == ADMITTED, message
+
+    async def created() -> bool:
+        account = await kube.get("v1", "ServiceAccount", "own-sa", namespace)
+        return bool(account and (account["metadata"].get("ownerReferences") or []))
+
+    await wait_for(created, seconds=60, what="the MCPServer's own ServiceAccount", interval=0.3)
+    async with client_as(control_plane, "operator") as olga:
+        await olga.merge_patch(
+            API_VERSION, "MCPServer", "own", namespace, {"spec": {"replicas": 2}}
+        )
