@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 from typing import Final
 
@@ -59,7 +60,34 @@ def install_chart(
         stdout=subprocess.DEVNULL,
         timeout=600,
     )  # fmt: skip
+    wait_for_admission(cluster)
     return RELEASE
+
+
+ADMISSION_PROBE: Final = f"""\
+apiVersion: devserver.ecosphere.network/v1alpha1
+kind: MCPServer
+metadata: {{name: admission-probe, namespace: {OPERATOR_NAMESPACE}}}
+spec: {{url: "http://admission-probe.invalid/mcp"}}
+"""
+
+
+def wait_for_admission(cluster: KindCluster, seconds: float = 180.0) -> None:
+    """Until the webhook answers: a ready pod has not always published its certificate's
+    caBundle yet, and until then every spec write of the three kinds is refused (fail closed)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            cluster.kubectl(
+                "apply", "--dry-run=server", "-f", "-", input_text=ADMISSION_PROBE, timeout=30
+            )
+            return
+        except subprocess.CalledProcessError as error:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"the admission webhook did not answer: {error.stderr}"
+                ) from None
+        time.sleep(2)
 
 
 def prometheus_image(images: tuple[str, ...]) -> str:
