@@ -575,6 +575,13 @@ async def test_creating_a_foreign_service_account_is_taking_it_over(
     )
     assert outcome == REFUSED, message
     assert "spec.serviceAccount.name: needs permission to create pods" in message, message
+    # Without a name the account is named after the MCPServer: "deployer" is taken over too.
+    unnamed = {"image": APPROVED_IMAGE, "serviceAccount": {"create": True}}
+    outcome, message = await attempt(
+        control_plane, "operator", document("MCPServer", "deployer", namespace, unnamed)
+    )
+    assert outcome == REFUSED, message
+    assert "spec.serviceAccount.create (the account deployer): needs permission" in message
     own = {"image": APPROVED_IMAGE, "serviceAccount": {"create": True, "name": "own-sa"}}
     outcome, message = await attempt(
         control_plane, "operator", document("MCPServer", "own", namespace, own)

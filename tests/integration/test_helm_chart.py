@@ -229,6 +229,16 @@ def test_admission_disabled_leaves_out_the_webhook_and_all_it_needs() -> None:
     assert all(port["port"] != "admission" for rule in ingress for port in rule["ports"])
 
 
+def test_two_replicas_are_drained_one_at_a_time() -> None:
+    """Every replica answers the fail-closed webhook: a drain must leave one running."""
+    assert not any(kind == "PodDisruptionBudget" for kind, _ in render())
+    objects = render("--set", "replicas=2")
+    budget = objects[("PodDisruptionBudget", "x-devserver-operator")]["spec"]
+    assert budget["maxUnavailable"] == 1
+    pods = objects[("Deployment", "x-devserver-operator")]["spec"]["template"]["metadata"]
+    assert budget["selector"]["matchLabels"].items() <= pods["labels"].items()
+
+
 def test_every_render_is_the_same() -> None:
     """GitOps: no generated certificate or random value in the chart (no diff on each sync)."""
     values = ["--set", "replicas=2"]

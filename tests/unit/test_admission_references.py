@@ -417,3 +417,13 @@ def test_creating_an_existing_foreign_service_account_needs_pod_rights() -> None
     assert field in {(r.field, r.resource, r.verb, r.name) for r in taken}
     other = requirements("MCPServer", spec, bridge_image=BRIDGE, foreign_accounts={"else"})
     assert [r.key for r in other] == [r.key for r in fresh]
+
+
+def test_creating_an_existing_account_named_after_the_server_needs_pod_rights() -> None:
+    spec = MCPServerSpec.model_validate({"image": IMAGE, "serviceAccount": {"create": True}})
+    fresh = requirements("MCPServer", spec, bridge_image=BRIDGE)
+    taken = requirements("MCPServer", spec, bridge_image=BRIDGE, foreign_accounts={"github"})
+    assert [r.field for r in fresh if r.field.startswith("spec.serviceAccount")] == []
+    assert [(r.field, r.resource, r.verb) for r in taken if r.image is None] == [
+        ("spec.serviceAccount.create (the account github)", "pods", "create")
+    ]

@@ -168,8 +168,12 @@ async def foreign_accounts(kube: KubeClient, request: Mapping[str, Any]) -> set[
     if not isinstance(new_object, Mapping):
         return set()
     account = (new_object.get("spec") or {}).get("serviceAccount") or {}
-    name = account.get("name") if isinstance(account, Mapping) else None
-    if not (isinstance(account, Mapping) and account.get("create") and isinstance(name, str)):
+    if not (isinstance(account, Mapping) and account.get("create")):
+        return set()
+    # Without a name the operator names the account after the MCPServer (builders'
+    # service_account_name); an existing account of that name is taken over just the same.
+    name = account.get("name") or (new_object.get("metadata") or {}).get("name")
+    if not isinstance(name, str) or not name:
         return set()
     namespace = str(request.get("namespace") or "")
     existing = await kube.get("v1", "ServiceAccount", name, namespace)

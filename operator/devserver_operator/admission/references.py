@@ -112,10 +112,16 @@ def _mcpserver(
     image = spec.image if spec.image is not None else bridge_image
     account = spec.service_account
     named_account = account.name if account is not None and not account.create else None
-    if account is not None and account.create and account.name in foreign_accounts:
+    account_field = "spec.serviceAccount.name"
+    if account is not None and account.create and foreign_accounts:
         # create: true on an existing account owned by someone else: the operator's forced
-        # apply would take it over, so it is as good as naming it.
-        named_account = account.name
+        # apply would take it over, so it is as good as naming it. foreign_accounts holds at
+        # most the one account this MCPServer creates (named, or named after the MCPServer).
+        if account.name is None:
+            named_account = sorted(foreign_accounts)[0]
+            account_field = f"spec.serviceAccount.create (the account {named_account})"
+        elif account.name in foreign_accounts:
+            named_account = account.name
     # Whatever the pod runs receives every Secret and ConfigMap it mounts, so they belong to
     # the workload: a change of image, command, args or account checks them all again.
     workload = (
@@ -127,7 +133,7 @@ def _mcpserver(
     if named_account is not None:
         # A named account carries its own rights (and cloud identity): only who may create
         # pods may run code as it. The account the MCPServer creates itself is fresh.
-        yield Requirement("spec.serviceAccount.name", "pods", "create", "", workload)
+        yield Requirement(account_field, "pods", "create", "", workload)
     for index, env in enumerate(spec.env or []):
         source = env.get("valueFrom") or {}
         field = f"spec.env[{index}].valueFrom"

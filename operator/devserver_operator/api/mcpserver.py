@@ -143,7 +143,9 @@ class ServiceAccountSpec(ApiModel):
     """The identity the server's pods run as."""
 
     create: bool = False
-    """Create a ServiceAccount owned by this MCPServer (named after it unless name is set)."""
+    """Create a ServiceAccount owned by this MCPServer (named after it unless name is set).
+    An existing account of that name that this MCPServer does not own is never taken over:
+    the server stalls with ServiceAccountConflict."""
     name: ObjectName | None = None
     """Name of the ServiceAccount to use or create; the namespace's default when empty."""
     annotations: AnnotationMap | None = None

@@ -20,7 +20,12 @@ from devserver_operator import metrics
 from devserver_operator.api import GROUP, VERSION
 from devserver_operator.api.conditions import find, now_utc, reconciling, stalled
 from devserver_operator.api.mcpserver import MCPServerSpec
-from devserver_operator.builders.common import OWNER_KIND_LABEL, OWNER_NAME_LABEL, Owner
+from devserver_operator.builders.common import (
+    OWNER_KIND_LABEL,
+    OWNER_NAME_LABEL,
+    Owner,
+    held_by_another,
+)
 from devserver_operator.builders.mcpserver import (
     McpServerInputs,
     build_children,
@@ -41,7 +46,7 @@ from devserver_operator.settings import OperatorSettings
 from .context import OperatorContext, VerificationMemory, context_from
 from .events import post_event
 from .indexes import OWNED_KINDS, ChildLookup, cached_copy
-from .mcpserver_inputs import MissingReferenceError, read_referenced_inputs
+from .mcpserver_inputs import MissingReferenceError, ReferencedInputs, read_referenced_inputs
 from .mcpserver_status import (
     VERIFIED,
     Availability,
@@ -57,6 +62,7 @@ KIND = "MCPServer"
 PLURAL = "mcpservers"
 API_VERSION = f"{GROUP}/{VERSION}"
 MAX_VERIFY_BACKOFF_SECONDS = 600.0
+SERVICE_ACCOUNT_CONFLICT = "ServiceAccountConflict"
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +94,35 @@ async def reconcile(
 
 
 class SpecError(Exception):
-    """The spec cannot be acted on; the message names the field."""
+    """The spec cannot be acted on; the message names the field, ``reason`` the condition's."""
+
+    def __init__(self, message: str, reason: str = "InvalidSpec") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+async def _desired(
+    context: OperatorContext, lookup: ChildLookup, owner: Owner, spec: MCPServerSpec
+) -> tuple[ReferencedInputs, list[dict[str, Any]]]:
+    """What the referenced objects hold, and the children to apply; SpecError when a
+    reference is missing or a child's name is held by someone else."""
+    try:
+        inputs = await read_referenced_inputs(context.kube, owner.namespace, spec)
+    except MissingReferenceError as error:
+        raise SpecError(str(error), "MissingReference") from error
+    build = McpServerInputs(
+        owner=owner,
+        spec=spec,
+        bridge_image=context.settings.bridge_image,
+        operator_namespace=context.settings.operator_namespace,
+        cluster_domain=context.settings.cluster_domain,
+        config_hash=inputs.config_hash,
+    )
+    children = build_children(build)
+    conflict = await _foreign_service_account(context, lookup, owner, children)
+    if conflict is not None:
+        raise SpecError(conflict, SERVICE_ACCOUNT_CONFLICT)
+    return inputs, children
 
 
 def _parse_spec(body: Mapping[str, Any]) -> MCPServerSpec:
@@ -151,37 +185,17 @@ async def _reconcile(
     try:
         try:
             spec = _parse_spec(body)
+            inputs, children = await _desired(context, lookup, owner, spec)
         except SpecError as error:
-            result = "InvalidSpec"
+            result = error.reason
             await _write_status(
                 context,
                 owner,
                 status=status,
-                desired=stalled("InvalidSpec", str(error)),
+                desired=stalled(error.reason, str(error)),
                 generation=generation,
             )
             return []
-        try:
-            inputs = await read_referenced_inputs(context.kube, owner.namespace, spec)
-        except MissingReferenceError as error:
-            result = "MissingReference"
-            await _write_status(
-                context,
-                owner,
-                status=status,
-                desired=stalled("MissingReference", str(error)),
-                generation=generation,
-            )
-            return []
-        build = McpServerInputs(
-            owner=owner,
-            spec=spec,
-            bridge_image=context.settings.bridge_image,
-            operator_namespace=context.settings.operator_namespace,
-            cluster_domain=context.settings.cluster_domain,
-            config_hash=inputs.config_hash,
-        )
-        children = build_children(build)
         try:
             with context.rejected_children.refusing_again(owner.uid, children):
                 applied = await apply_children(
@@ -261,6 +275,36 @@ async def _reconcile(
     finally:
         metrics.RECONCILE_TOTAL.labels(KIND, result).inc()
         metrics.RECONCILE_DURATION.labels(KIND).observe(time.monotonic() - started)
+
+
+async def _foreign_service_account(
+    context: OperatorContext,
+    lookup: ChildLookup,
+    owner: Owner,
+    children: list[dict[str, Any]],
+) -> str | None:
+    """Why the ServiceAccount this MCPServer would create is not its to write, if so.
+
+    The forced apply would take over an existing account (its token, its cloud identity);
+    the admission webhook refuses that to authors without pod rights, and this refuses it to
+    everyone, also where the webhook is not installed or the object predates it."""
+    for child in children:
+        if child["kind"] != "ServiceAccount":
+            continue
+        name = child["metadata"]["name"]
+        live = lookup("v1", "ServiceAccount", owner.namespace, name)
+        if live is None:
+            # The watch cache holds only accounts labelled as ours: a foreign one can only be
+            # seen by asking (one read, and only while no account of ours exists).
+            live = await context.kube.get("v1", "ServiceAccount", name, owner.namespace)
+        holder = held_by_another(live, owner) if live is not None else None
+        if holder is not None:
+            return (
+                f"spec.serviceAccount: ServiceAccount {name} {holder}; the operator does not "
+                "take over an account it did not create: choose another name, or name it "
+                "with create: false"
+            )
+    return None
 
 
 async def _report_api_error(

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from devserver_operator.api.workflowintegration import WorkflowIntegrationSpec
-from devserver_operator.builders.common import Owner
+from devserver_operator.builders.common import Owner, held_by_another
 from devserver_operator.builders.openhands import OpenHandsServer, build_openhands_config_map
 from devserver_operator.builders.workflowintegration import WiredServer
 from devserver_operator.kube.children import apply_children, prune_children
@@ -84,15 +84,9 @@ async def _conflict(
         if live is None:
             return None
         lookup.found[(owner.namespace, name)] = live
-    references = live.get("metadata", {}).get("ownerReferences") or []
-    controller = next((ref for ref in references if ref.get("controller")), None)
-    if controller is not None and controller.get("uid") == owner.uid:
+    holder = held_by_another(live, owner)
+    if holder is None:
         return None
-    holder = (
-        f"is controlled by {controller.get('kind')} {controller.get('name')}"
-        if controller is not None
-        else "exists and is not controlled by this WorkflowIntegration"
-    )
     return (
         f"spec.openHands.configMapName: ConfigMap {name} {holder}; choose another name, "
         "or delete that ConfigMap"
