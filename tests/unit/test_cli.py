@@ -135,3 +135,28 @@ def test_a_bad_value_is_refused_with_the_flag_name(capsys: pytest.CaptureFixture
 
     assert main(["run", "--resync-interval", "1"]) == 2
     assert "--resync-interval" in capsys.readouterr().err
+
+
+def test_the_readme_lists_exactly_the_flags_of_run_help(capsys: pytest.CaptureFixture[str]) -> None:
+    import re
+    from pathlib import Path
+
+    from devserver_operator.cli import main
+    from devserver_operator.cli_reference import BEGIN, END
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index(BEGIN) : readme.index(END)]
+    documented = re.findall(r"`(--?[a-z][a-z-]*)`", table)
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    options = capsys.readouterr().out.split("settings:", 1)[1]
+    # Option lines of argparse's help: "  --flag VALUE" or "  -n VALUE, --namespace VALUE".
+    shown = [
+        flag
+        for line in options.splitlines()
+        if line.startswith("  -")
+        for flag in re.findall(r"(?:^|, )(--?[a-z][a-z-]*)", line.strip())
+    ]
+    assert documented and sorted(documented) == sorted(shown)
+    for line in table.splitlines()[3:]:
+        assert "Env: DEVSERVER_OPERATOR_" in line, line

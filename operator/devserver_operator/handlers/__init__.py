@@ -16,6 +16,7 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
         lifecycle,
         mcpserver,
         operator_settings,
+        probes,
         teamaccess,
         workflowintegration,
     )
@@ -29,4 +30,5 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
     workflowintegration.register(registry, settings)
     alertrule.register(registry, settings)
     lifecycle.register_first_sight(registry)
+    probes.register_probes(registry)
     return registry

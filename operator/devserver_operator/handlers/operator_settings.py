@@ -9,7 +9,7 @@ import kopf
 
 from devserver_operator.builders.common import ANNOTATION_PREFIX
 from devserver_operator.kube.client import Credentials, KubeClient
-from devserver_operator.leadership import start_priority
+from devserver_operator.leadership import reporting_instance, start_priority
 from devserver_operator.settings import OperatorSettings
 
 from .context import OperatorContext
@@ -29,6 +29,9 @@ def configure_kopf(settings: kopf.OperatorSettings, operator: OperatorSettings) 
         prefix=ANNOTATION_PREFIX.rstrip("/"), key="last-handled-configuration"
     )
     settings.posting.level = 30  # Events for warnings and errors; our own Events for the rest.
+    # `kubectl describe` shows Events as "From: kopf" otherwise (source.component).
+    settings.posting.reporting_component = FIELD_MANAGER
+    settings.posting.reporting_instance = reporting_instance()
     # A watch that silently dies would stall the operator forever; bounded timeouts make the
     # server end the stream and the client notice a dead connection.
     settings.watching.server_timeout = operator.watch_server_timeout

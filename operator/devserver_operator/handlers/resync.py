@@ -40,6 +40,11 @@ class Resync:
     context: Any = None
     interval: float = 60.0
     task: asyncio.Task[None] | None = None
+    # For the liveness probe (handlers/probes.py): when the loop last finished a check or a
+    # round (monotonic seconds), and how many rounds it has completed.
+    last_progress: float = 0.0
+    last_round: float | None = None
+    rounds: int = 0
 
     def configure(self, context: Any, interval: float) -> None:
         self.context, self.interval = context, interval
@@ -49,6 +54,7 @@ class Resync:
         # the creator's context variables, and kopf's event posting only works inside the
         # context of its handlers.
         if self.task is None and self.context is not None:
+            self.last_progress = time.monotonic()
             self.task = asyncio.create_task(self.run(self.context, self.interval), name="resync")
 
     async def stop(self) -> None:
@@ -85,6 +91,8 @@ class Resync:
             elapsed = time.monotonic() - started - interval
             if elapsed > interval:
                 logger.warning("a resync round took %.1f s, longer than the interval", elapsed)
+            self.last_round = self.last_progress = time.monotonic()
+            self.rounds += 1
             release_free_memory()
 
     async def _check(self, item: Tracked, context: Any, slots: asyncio.Semaphore) -> None:
@@ -95,6 +103,7 @@ class Resync:
                 logger.info("resync of %s: %s (retried next round)", _name(item.body), error)
             except Exception:  # one object's bug must not stop the loop for all others
                 logger.exception("resync of %s failed", _name(item.body))
+            self.last_progress = time.monotonic()
 
 
 def _load_malloc_trim() -> Callable[[int], int] | None:
