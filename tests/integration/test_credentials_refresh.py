@@ -15,6 +15,9 @@ children, written by the operator's own client (checked in the audit log by iden
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import json
 import ssl
 import sys
 import textwrap
@@ -38,6 +41,7 @@ from tests.support.operator_harness import (
 pytestmark = pytest.mark.integration
 ACCOUNT = "rotating-operator"
 PLUGIN_LIFETIME_SECONDS = 8
+TOKEN_FILE_CHECK_SECONDS = 10.0  # how often the operator compares its token file (kube/login.py)
 
 
 class RotatingAccount:
@@ -47,6 +51,7 @@ class RotatingAccount:
         self.admin = admin
         self.namespace = namespace
         self.anchors: list[str] = []
+        self.tokens: list[str] = []
 
     @property
     def username(self) -> str:
@@ -97,6 +102,7 @@ class RotatingAccount:
             },
         )
         token: str = answer["status"]["token"]
+        self.tokens.append(token)
         return token
 
     def revoke_all_but_last(self) -> None:
@@ -189,6 +195,27 @@ async def _children_written_by(
     )
 
 
+def _jti(token: str) -> str:
+    payload = token.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return str(claims["jti"])
+
+
+def _credential_ids(cursor: AuditCursor, user: str, uri_part: str) -> set[str]:
+    """The tokens (by JTI) ``user``'s requests to ``uri_part`` came with since ``cursor``."""
+    found: set[str] = set()
+    with cursor.path.open() as log:
+        log.seek(cursor.offset)
+        for line in log:
+            if not line.endswith("\n"):
+                break
+            event = json.loads(line)
+            if event.get("user", {}).get("username") == user and uri_part in event["requestURI"]:
+                extra = event["user"].get("extra", {})
+                found.update(extra.get("authentication.kubernetes.io/credential-id", []))
+    return found
+
+
 def _started(kubeconfig: Path, namespace: str) -> RunningOperator:
     return start_operator(kubeconfig, namespaces=[namespace])
 
@@ -212,8 +239,18 @@ async def test_a_rotated_and_revoked_token_file_is_read_again(
     try:
         await _children_written_by(kube, control_plane, account, "before", _audit(control_plane))
 
-        old = token_file.read_text(encoding="utf-8")
-        token_file.write_text(account.new_token(), encoding="utf-8")  # the kubelet's rotation
+        # The kubelet's rotation: the old token still works, yet the new one is taken up
+        # (the file is compared every TOKEN_FILE_CHECK_SECONDS; the audit log names the
+        # token each request came with).
+        token_file.write_text(account.new_token(), encoding="utf-8")
+        await asyncio.sleep(TOKEN_FILE_CHECK_SECONDS + 1)
+        cursor = _audit(control_plane)
+        await _children_written_by(kube, control_plane, account, "middle", cursor)
+        if control_plane.local is not None:
+            new_id = f"JTI={_jti(token_file.read_text(encoding='utf-8'))}"
+            assert new_id in _credential_ids(cursor, account.username, "/deployments/middle")
+
+        old = account.tokens[-2]
         account.revoke_all_but_last()
         await account.wait_until_refused(old, control_plane.server_url, _server_tls(control_plane))
 
@@ -265,6 +302,13 @@ async def test_an_exec_plugin_runs_again_when_its_token_expires_or_is_refused(
     running = _started(kubeconfig, account.namespace)
     try:
         await _children_written_by(kube, control_plane, account, "before", _audit(control_plane))
+        first_runs = runs()
+
+        # Its token expires while still accepted by the server: the next request runs the
+        # plugin again first (no 401 needed).
+        await asyncio.sleep(PLUGIN_LIFETIME_SECONDS + 1)
+        await _children_written_by(kube, control_plane, account, "middle", _audit(control_plane))
+        assert runs() > first_runs, "the plugin did not run again when its token expired"
         first_runs = runs()
 
         # The plugin now hands out another token, and the one it gave before stops working.
