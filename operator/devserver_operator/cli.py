@@ -204,6 +204,9 @@ def settings_from_args(args: argparse.Namespace) -> OperatorSettings:
 
 
 def command_run(args: argparse.Namespace) -> int:
+    from devserver_operator.lean_imports import import_kopf
+
+    import_kopf()
     from devserver_operator.runner import run_operator
 
     try:

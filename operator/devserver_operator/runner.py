@@ -9,7 +9,9 @@ import threading
 
 import kopf
 
-# kopf types the identity as a NewType it does not export at the top level.
+# kopf types the identity as a NewType it does not export at the top level; the vault that
+# holds its login is not exported either (our client shares it: kube/login.py).
+from kopf._cogs.structs.credentials import Vault
 from kopf._core.engines.peering import Identity
 
 from devserver_operator.admission.server import admission_webhook
@@ -95,6 +97,7 @@ async def _operate_once(
     from devserver_operator.handlers import build_registry
 
     liveness = f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None
+    vault = Vault()
     await kopf.operator(
         registry=build_registry(settings),
         clusterwide=not settings.namespaces,
@@ -103,8 +106,9 @@ async def _operate_once(
         standalone=settings.peering is None,
         peering_name=settings.peering,
         identity=Identity(own_identity()),
+        vault=vault,
         # ``lead`` feeds the leadership check of /healthz (handlers/probes.py).
-        memo=kopf.Memo(settings=settings, lead=lead),
+        memo=kopf.Memo(settings=settings, lead=lead, vault=vault),
         stop_flag=stop_flag,
         ready_flag=ready_flag,
     )

@@ -44,7 +44,10 @@ class OperatorSettings(BaseSettings):
     verification_concurrency: int = Field(default=10, ge=1, le=200)
     """MCP handshakes that may run at the same time."""
     kubeconfig: str | None = None
-    """Path of a kubeconfig; KUBECONFIG, ~/.kube/config or the in-cluster account when empty."""
+    """Path of a kubeconfig; when empty, the files of KUBECONFIG merged as kubectl merges
+    them, else ~/.kube/config, else the in-cluster service account."""
+    context: str | None = None
+    """Kubeconfig context to use; the current context when empty."""
     resync_interval: float = Field(default=60.0, ge=5.0)
     """Seconds between periodic checks of every object (drift, secret rotation, verification)."""
     cluster_domain: str = "cluster.local"

@@ -160,3 +160,27 @@ def test_the_readme_lists_exactly_the_flags_of_run_help(capsys: pytest.CaptureFi
     assert documented and sorted(documented) == sorted(shown)
     for line in table.splitlines()[3:]:
         assert "Env: DEVSERVER_OPERATOR_" in line, line
+
+
+def test_kubeconfig_and_context_flags_choose_the_login(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from devserver_operator.cli import build_parser, settings_from_args
+    from devserver_operator.kube.credentials import load_credentials
+
+    config = tmp_path / "config"
+    config.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: a\n"
+        "clusters: [{name: a, cluster: {server: 'https://a'}},"
+        " {name: b, cluster: {server: 'https://b'}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
+        "contexts: [{name: a, context: {cluster: a, user: u}},"
+        " {name: b, context: {cluster: b, user: u}}]\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("DEVSERVER_OPERATOR_CONTEXT", "a")
+    args = build_parser().parse_args(["run", "--kubeconfig", str(config), "--context", "b"])
+    settings = settings_from_args(args)
+    assert (settings.kubeconfig, settings.context) == (str(config), "b")
+    assert load_credentials(settings.kubeconfig, settings.context).server == "https://b"

@@ -8,7 +8,8 @@ from typing import Any
 import kopf
 
 from devserver_operator.builders.common import ANNOTATION_PREFIX
-from devserver_operator.kube.client import Credentials, KubeClient
+from devserver_operator.kube.client import KubeClient
+from devserver_operator.kube.credentials import load_credentials
 from devserver_operator.leadership import reporting_instance, start_priority
 from devserver_operator.settings import OperatorSettings
 
@@ -66,7 +67,8 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     configure_kopf(settings, operator)
     memo.context = OperatorContext(
         settings=operator,
-        kube=KubeClient(Credentials.from_kubeconfig(operator.kubeconfig)),
+        # kopf's vault holds the one login both clients use (kube/login.py: VaultLogin).
+        kube=KubeClient.from_kopf_vault(memo.vault, lambda: getattr(memo, "token_file", None)),
         probe_slots=asyncio.Semaphore(operator.verification_concurrency),
     )
     memo.context.resync.configure(memo.context, operator.resync_interval)
@@ -80,21 +82,13 @@ async def cleanup(memo: Any, **_: Any) -> None:
 
 
 def login(memo: Any, **_: Any) -> kopf.ConnectionInfo:
-    """kopf and our client log in the same way, from the same kubeconfig."""
+    """The one login of kopf and our client. kopf calls it again on a 401 (from either), at
+    the plugin token's expiry, and when our client sees the token file changed."""
     operator: OperatorSettings = memo.settings
-    credentials = Credentials.from_kubeconfig(operator.kubeconfig)
-    return kopf.ConnectionInfo(
-        server=credentials.server,
-        ca_path=credentials.ca_path,
-        insecure=credentials.insecure,
-        scheme="Bearer" if credentials.token else None,
-        token=credentials.token,
-        certificate_path=credentials.certificate_path,
-        private_key_path=credentials.private_key_path,
-        ca_data=credentials.ca_data,
-        certificate_data=credentials.certificate_data,
-        private_key_data=credentials.private_key_data,
-    )
+    credentials = load_credentials(operator.kubeconfig, operator.context)
+    memo.token_file = credentials.token_file
+    info: kopf.ConnectionInfo = credentials.as_connection_info()
+    return info
 
 
 def register_operator_hooks(registry: kopf.OperatorRegistry) -> None:
