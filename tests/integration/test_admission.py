@@ -31,13 +31,18 @@ from devserver_operator.manifests.team_roles import ADMIN, OPERATOR, VIEWER
 from devserver_operator.manifests.webhook import admission_webhook_configuration
 from tests.integration.test_teamaccess import (  # fixtures are found by name
     RBAC_V1,
-    _paused,
     client_as,
     operator_account_kubeconfig,
     role_binding,
     team_rbac,
 )
-from tests.support.operator_harness import TEST_MANAGER, RunningOperator, start_operator, wait_for
+from tests.support.operator_harness import (
+    TEST_MANAGER,
+    RunningOperator,
+    paused,
+    start_operator,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 __all__ = ["operator_account_kubeconfig", "team_rbac"]
@@ -95,7 +100,7 @@ def webhook(
             None,
         )
 
-    with _paused(operator):
+    with paused(operator):
         asyncio.run(_as_admin(control_plane, register))
         running = start_operator(
             operator_account_kubeconfig,

@@ -34,6 +34,7 @@ from tests.support.audit import AuditCursor
 from tests.support.operator_harness import (
     RunningOperator,
     custom_resource,
+    paused,
     start_operator,
     wait_for,
 )
@@ -214,6 +215,14 @@ def _credential_ids(cursor: AuditCursor, user: str, uri_part: str) -> set[str]:
                 extra = event["user"].get("extra", {})
                 found.update(extra.get("authentication.kubernetes.io/credential-id", []))
     return found
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _session_operator_paused(operator: RunningOperator) -> Iterator[None]:
+    # The session's operator watches every namespace: left running, it would write the
+    # children before the operator under test, and the audit log would name the wrong user.
+    with paused(operator):
+        yield
 
 
 def _started(kubeconfig: Path, namespace: str) -> RunningOperator:
