@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.support.mcp_servers",
     "tests.support.third_party_mcp",
     "tests.support.operator_harness",
+    "tests.support.openhands",
 ]

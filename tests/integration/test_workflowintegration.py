@@ -495,6 +495,7 @@ async def test_credential_rotation_relinks_the_workflow_and_deletes_the_old_one(
                     "name": "openhands-task-webhook",
                     "parameters": {
                         "openhandsUrl": recorder.url + "/",
+                        "llmModel": "openai/gpt-4o",
                         "path": path,
                         "sessionApiKeyCredential": "openhands",
                     },
@@ -515,7 +516,15 @@ async def test_credential_rotation_relinks_the_workflow_and_deletes_the_old_one(
     path_seen, headers, payload = recorder.requests[-1]
     assert path_seen == "/api/conversations"
     assert headers["X-Session-API-Key"] == "first-key-11111"
-    assert payload == {"initial_user_msg": "fix the flaky test", "repository": "o/r"}
+    assert payload == {  # the agent-server's StartConversationRequest
+        "agent_settings": {"llm": {"model": "openai/gpt-4o"}},
+        "workspace": {"working_dir": "workspace/project"},
+        "initial_message": {
+            "role": "user",
+            "run": True,
+            "content": [{"type": "text", "text": "fix the flaky test\n\nRepository: o/r"}],
+        },
+    }
 
     await put_secret(kube, namespace, "openhands", {"sessionKey": "second-key-2222"})
     body = await wait_status(

@@ -170,6 +170,62 @@ def test_openhands_only_reads_nothing() -> None:
     assert rights("WorkflowIntegration", spec) == set()
 
 
+def test_openhands_copies_the_header_secrets_of_the_selected_servers() -> None:
+    """The OpenHands Secret carries the MCPServers' header values: its author must be able
+    to read the Secrets they come from."""
+    spec = WorkflowIntegrationSpec.model_validate(
+        {"mcpServers": {"names": ["github"]}, "openHands": {"configMapName": "oh"}}
+    )
+    found = requirements(
+        "WorkflowIntegration",
+        spec,
+        bridge_image=BRIDGE,
+        openhands_headers=[("github", "github-token"), ("github", "github-token")],
+    )
+    assert [(r.field, r.resource, r.verb, r.name, r.reaches) for r in found] == [
+        (
+            "spec.openHands (a header of MCPServer github)",
+            "secrets",
+            "get",
+            "github-token",
+            "openhands secret oh",
+        )
+    ]
+    # Without openHands nothing is copied, whatever the servers send.
+    no_openhands = WorkflowIntegrationSpec.model_validate(
+        {
+            "mcpServers": {"names": ["github"]},
+            "n8n": {"url": "http://n8n", "apiKeySecretRef": {"name": "n8n-api", "key": "k"}},
+        }
+    )
+    found = requirements(
+        "WorkflowIntegration",
+        no_openhands,
+        bridge_image=BRIDGE,
+        openhands_headers=[("github", "github-token")],
+    )
+    assert [r.name for r in found] == ["n8n-api"]
+
+
+def test_turning_openhands_on_checks_the_header_secrets_an_unrelated_edit_does_not() -> None:
+    old = {
+        "mcpServers": {"names": ["github"]},
+        "n8n": {"url": "http://n8n", "apiKeySecretRef": {"name": "n8n-api", "key": "k"}},
+    }
+    new = {**old, "openHands": {"configMapName": "oh"}}
+    headers = [("github", "github-token")]
+    kind = "WorkflowIntegration"
+    turned_on = needed(
+        review("UPDATE", new, old, kind), bridge_image=BRIDGE, openhands_headers=headers
+    )
+    assert [r.name for r in turned_on] == ["github-token"]
+    edited = {**new, "syncInterval": "10m"}
+    unrelated = needed(
+        review("UPDATE", edited, new, kind), bridge_image=BRIDGE, openhands_headers=headers
+    )
+    assert unrelated == []
+
+
 # -- AlertRule ------------------------------------------------------------------------------
 
 RULES = [{"name": "down", "builtin": {"condition": "MCPServerNotReady"}}]

@@ -19,6 +19,7 @@ from devserver_operator.kube.children import apply_children, prune_children
 from devserver_operator.kube.errors import ForbiddenError, InvalidError
 
 from .context import OperatorContext
+from .workflowintegration_openhands_secret import apply_openhands_secret
 from .workflowintegration_status import CONFIG_MAP_CONFLICT, CONFIG_MAP_REJECTED, Problem
 
 OWNED_CONFIG_MAPS_INDEX = "wfi_owned_configmaps"
@@ -51,7 +52,7 @@ async def apply_openhands_config(
                 problems.append(Problem("stalled", CONFIG_MAP_CONFLICT, conflict))
                 wanted = []  # an older ConfigMap of ours is still pruned
         await apply_children(context.kube, wanted, lookup=lookup, observe=context.recent.remember)
-        await prune_children(
+        pruned = await prune_children(
             context.kube,
             owner,
             [("v1", "ConfigMap")],
@@ -59,12 +60,21 @@ async def apply_openhands_config(
             existing=lookup.owned_by(owner),
             observe=context.recent.remember,
         )
+        await apply_openhands_secret(
+            context,
+            owner,
+            spec.open_hands.config_map_name if spec.open_hands is not None and wanted else None,
+            servers,
+            listed,
+            [key.removeprefix("ConfigMap/") for key in pruned],
+            problems,
+        )
     except (InvalidError, ForbiddenError) as error:
         problems.append(
             Problem(
                 "stalled",
                 CONFIG_MAP_REJECTED,
-                f"spec.openHands: the API server refused ConfigMap "
+                f"spec.openHands: the API server refused the ConfigMap or Secret "
                 f"{spec.open_hands.config_map_name if spec.open_hands else ''}: {error.message}",
             )
         )

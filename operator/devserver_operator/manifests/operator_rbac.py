@@ -80,8 +80,10 @@ def operator_rules(mode: InstallMode, *, peering: bool = False) -> list[dict[str
         # The OpenHands MCP configuration (written) and workflow sources (read).
         _rule("", ["configmaps"], ["get", "list", "watch", "create", "patch", "delete"]),
         # Referenced Secrets are read by name, for the pod hash, headers and API keys. No list
-        # and no watch: the operator never sees Secrets nobody referenced.
-        _rule("", ["secrets"], ["get"]),
+        # and no watch: the operator never sees Secrets nobody referenced. create, patch and
+        # delete: the OpenHands Secret of a WorkflowIntegration (mcp.json with the headers of
+        # its MCPServers), written only while the operator controls it, deleted only then.
+        _rule("", ["secrets"], ["get", "create", "patch", "delete"]),
         # TeamAccess: RoleBindings to the team roles, and only to them.
         _rule(
             "rbac.authorization.k8s.io",
