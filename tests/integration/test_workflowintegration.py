@@ -786,9 +786,14 @@ async def test_openhands_config_lists_the_ready_servers_and_follows_them(
             return flaky.url not in listed[1]
 
         await wait_for(without_flaky, seconds=90, what="the stopped server out of the config")
-        body = await get(kube, "agent", namespace)
-        flaky_status = next(s for s in body["status"]["wiredServers"] if s["name"] == "flaky")
-        assert flaky_status["ready"] is False
+
+        # The ConfigMap is written before the status of the same reconcile: wait for both.
+        async def flaky_not_ready() -> bool:
+            body = await get(kube, "agent", namespace)
+            wired = (body.get("status") or {}).get("wiredServers") or []
+            return any(s["name"] == "flaky" and s["ready"] is False for s in wired)
+
+        await wait_for(flaky_not_ready, seconds=15, what="the stopped server not ready in status")
     finally:
         flaky.start()
 
