@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.support.n8n_server",
     "tests.support.mcp_servers",
     "tests.support.operator_harness",
+    "tests.support.console_harness",
 ]
