@@ -35,6 +35,10 @@ if [ "${1:-}" = "--all" ]; then
     step "n8n (npm, cached by lock file)"
     bash hack/n8n/install.sh
   fi
+  if [ -f hack/console/build.sh ]; then
+    step "console web UI (npm, Vite; cached by lock file)"
+    bash hack/console/build.sh
+  fi
   if [ -f hack/kind/build.sh ]; then
     step "kind: Docker, the node image and the project's images (hack/kind/build.sh)"
     # Without a Docker engine the e2e tests skip and say why; everything else still runs.

@@ -18,6 +18,7 @@ from devserver_operator.kube.errors import ForbiddenError, KubeApiError, NotFoun
 from devserver_operator.render import RenderError, render_document
 
 from .auth import Caller
+from .catalog import BUILTIN_TEMPLATES
 from .identity import User
 from .objects import (
     CHILD_KINDS,
@@ -153,7 +154,7 @@ async def preview(
 
 def load_templates(directory: str | None) -> list[dict[str, Any]]:
     """The MCPServers of examples/mcpserver-*.yaml, with the file's leading comment."""
-    found: list[dict[str, Any]] = []
+    found: list[dict[str, Any]] = list(BUILTIN_TEMPLATES)
     for path in sorted(Path(directory).glob("mcpserver-*.yaml")) if directory else ():
         text = path.read_text(encoding="utf-8")
         comment = " ".join(
