@@ -210,6 +210,14 @@ def test_login_sets_a_strict_session_cookie_and_writes_need_the_csrf_token(
         assert http.get("/api/v1/session", headers=headers).status_code == 401
 
 
+def test_the_interactive_docs_are_served_by_the_console_itself(console: RunningConsole) -> None:
+    with console.client() as http:
+        page = http.get("/api/v1/docs")
+        assert page.status_code == 200 and "/swagger/swagger-ui-bundle.js" in page.text
+        assert http.get("/swagger/swagger-ui-bundle.js").status_code == 200
+    assert "http" not in page.text.replace("http-equiv", "")  # no CDN
+
+
 def test_every_response_carries_a_strict_content_security_policy(console: RunningConsole) -> None:
     with console.client() as http:
         for path in ("/", "/api/v1/openapi.json", "/api/v1/docs"):

@@ -39,8 +39,8 @@ NO_UI_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <p>The web UI is not built. Run <code>bash hack/console/build.sh</code>; the REST API is at
 <a href="/api/v1/docs">/api/v1/docs</a>.</p></main></body></html>"""
 DOCS_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>devserver console API</title><link rel="stylesheet" href="/swagger/swagger-ui.css">
-</head><body><main><h1 class="visually-hidden">devserver console API</h1>
+<title>devserver console API</title><link rel="icon" href="data:,">
+<link rel="stylesheet" href="/swagger/swagger-ui.css"></head><body><main>
 <div id="swagger-ui"></div></main><script src="/swagger/swagger-ui-bundle.js"></script>
 <script src="/swagger/init.js"></script></body></html>"""
 
@@ -75,6 +75,12 @@ def create_app(settings: ConsoleSettings, connection: Connection | None = None) 
         redoc_url=None,
         openapi_url="/api/v1/openapi.json",
     )
+
+    # Before the routers: `/api/v1/{plural}` would take it.
+    @app.get("/api/v1/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return HTMLResponse(DOCS_PAGE)
+
     # The kinds last: their `/api/v1/{plural}` would otherwise swallow `/api/v1/stream`.
     for module in (routes_session, routes_stream, routes_views, routes_kinds):
         app.include_router(module.router)
@@ -112,10 +118,6 @@ def create_app(settings: ConsoleSettings, connection: Connection | None = None) 
         if request.url.path.startswith("/api/"):
             response.headers.setdefault("Cache-Control", "no-store")
         return response
-
-    @app.get("/api/v1/docs", include_in_schema=False)
-    async def docs() -> HTMLResponse:
-        return HTMLResponse(DOCS_PAGE)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

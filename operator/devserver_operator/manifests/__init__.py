@@ -15,6 +15,7 @@ import yaml
 
 from devserver_operator import __version__
 
+from .console_rbac import console_rules
 from .operator_rbac import (
     ADMISSION_SERVICE,
     ADMISSION_WEBHOOK_CONFIGURATION,
@@ -124,6 +125,9 @@ def generated_files(repo: Path) -> dict[str, str]:
             # The chart sets the resourceNames of these to its release's names.
             "admissionTls": admission_tls_rules(),
             "admissionWebhook": admission_webhook_rules(),
+            # The console's own identity (console.enabled): TokenReview, impersonation and
+            # reading the four kinds; see manifests/console_rbac.py.
+            "console": console_rules(),
         },
         sort_keys=False,
         width=100,
