@@ -91,6 +91,21 @@ try {
   report("scaled", { replicas: 2 });
   await audit("scale");
 
+  await page.goto(`${url}/#/teamaccesses`);
+  await page.getByRole("heading", { name: "Grant time-limited access" }).waitFor();
+  await page.getByLabel("Namespace").fill(namespace);
+  await page.getByLabel("Name of the grant").fill("contractor");
+  await page.getByLabel("Member name").fill("bob@example.com");
+  await page.getByLabel("Role").selectOption("viewer");
+  await page.getByLabel("Expires after (hours)").fill("2");
+  await page.getByRole("button", { name: "Grant" }).click();
+  const countdown = page.getByTestId("left-contractor");
+  await countdown.waitFor({ timeout: 15_000 });
+  const first = await countdown.innerText();
+  await page.waitForFunction((before) => document.querySelector("[data-testid=left-contractor]").innerText !== before, first);
+  report("granted", { first, later: await countdown.innerText() });
+  await audit("grants");
+
   await page.goto(`${url}/#/mcpservers`);
   await page.getByRole("link", { name: "from-browser" }).waitFor();
   await audit("list");

@@ -5,6 +5,7 @@ import { api, connectLive, disconnectLive, onLive } from "./api.js";
 import { KINDS, byPlural } from "./kinds.js";
 import { Create } from "./pages/create.js";
 import { Dashboard } from "./pages/dashboard.js";
+import { Grants } from "./pages/grants.js";
 import { Detail } from "./pages/detail.js";
 import { List } from "./pages/list.js";
 import { ErrorNote } from "./ui.js";
@@ -23,6 +24,7 @@ function useHash() {
 function Page({ hash }) {
   const parts = hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
   if (parts[0] === "new") return html`<${Create} />`;
+  if (parts.length === 1 && parts[0] === "teamaccesses") return html`<${Grants} />`;
   if (parts.length === 1 && byPlural[parts[0]]) return html`<${List} plural=${parts[0]} />`;
   if (parts.length === 3 && byPlural[parts[0]]) {
     return html`<${Detail} plural=${parts[0]} namespace=${parts[1]} name=${parts[2]} />`;

@@ -44,6 +44,7 @@ class Team:
     """A namespace where none of them holds anything."""
     viewer: str
     operator: str
+    admin: str
     nobody: str
 
 
@@ -84,7 +85,8 @@ def team(
         viewer = service_account_token(admin, home, "viewer")
         operator_token = service_account_token(admin, home, "operator")
         nobody = service_account_token(admin, home, "nobody")
-        for role in ("viewer", "operator"):
+        admin_token = service_account_token(admin, home, "admin")
+        for role in ("viewer", "operator", "admin"):
             apply(
                 admin,
                 {
@@ -117,7 +119,7 @@ def team(
         )
         apply(admin, _mcpserver("work", home, {"image": "example.com/mcp:1", "port": 8080}))
         apply(admin, _mcpserver("elsewhere", other, {"url": mcp_streamable_server.url}))
-        for role in ("viewers", "operators"):
+        for role in ("viewers", "operators", "admins"):
             _wait(
                 admin,
                 f"/apis/rbac.authorization.k8s.io/v1/namespaces/{home}/rolebindings/devserver-team-{role}",
@@ -130,7 +132,7 @@ def team(
             _ready,
             "MCPServer remote Ready",
         )
-        yield Team(home, other, viewer, operator_token, nobody)
+        yield Team(home, other, viewer, operator_token, admin_token, nobody)
         for namespace in (home, other):
             admin.delete(f"/api/v1/namespaces/{namespace}")
 
@@ -289,6 +291,37 @@ def test_an_operator_cannot_grant_access(console: RunningConsole, team: Team) ->
             },
         )
     assert response.status_code == 403
+
+
+def test_an_admin_grants_time_limited_access_and_it_shows_with_its_time_left(
+    console: RunningConsole, team: Team
+) -> None:
+    with console.client(team.admin) as http:
+        granted = http.post(
+            f"/api/v1/namespaces/{team.home}/teamaccesses",
+            json={
+                "metadata": {"name": "contractor"},
+                "spec": {
+                    "role": "viewer",
+                    "members": [{"kind": "User", "name": "bob@example.com"}],
+                    "expiresAt": "2098-01-01T00:00:00Z",
+                },
+            },
+        )
+        assert granted.status_code == 201, granted.text
+        deadline = time.monotonic() + 10
+        while True:
+            rows = {row["name"]: row for row in http.get("/api/v1/views/grants").json()["items"]}
+            if "contractor" in rows or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+    contractor = rows["contractor"]
+    assert contractor["role"] == "viewer" and contractor["secondsLeft"] > 0
+    admin = f"system:serviceaccount:{team.home}:admin"
+    assert any(
+        a["user"] == admin and a["action"] == "create" and a["kind"] == "TeamAccess"
+        for a in _audit(console)
+    )
 
 
 def test_an_invalid_create_returns_the_api_servers_own_422(

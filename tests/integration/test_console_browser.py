@@ -2,7 +2,8 @@
 
 The browser part is console-ui/e2e/console.mjs (playwright-core driving Debian's
 /usr/bin/chromium); this module prepares the cluster, starts it, and checks what it reports:
-login, an MCPServer created from a template turning Ready live (a remote server pointing at
+login, an MCPServer created from a template turning Ready live, a grant with an expiry
+and its countdown (a remote server pointing at
 a real MCP server on loopback: the local control plane has no kubelet to run a workload),
 a scale, the API server's refusal shown with its field, no serious axe-core violation on any
 page, and no Content-Security-Policy violation. Screenshots land in docs/console/.
@@ -47,7 +48,8 @@ def browser_tools() -> None:
 
 @pytest.fixture(scope="module")
 def person(control_plane: Any, operator: RunningOperator) -> Iterator[tuple[str, str]]:
-    """A namespace and the token of a ServiceAccount holding the `operator` team role."""
+    """A namespace and the token of a ServiceAccount holding the `admin` team role (it
+    scales, and grants access)."""
     namespace = f"b-{uuid.uuid4().hex[:8]}"
     with control_plane.http_client() as admin:
         apply(admin, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
@@ -59,7 +61,7 @@ def person(control_plane: Any, operator: RunningOperator) -> Iterator[tuple[str,
                 "kind": "TeamAccess",
                 "metadata": {"name": "browser", "namespace": namespace},
                 "spec": {
-                    "role": "operator",
+                    "role": "admin",
                     "members": [{"kind": "ServiceAccount", "name": "browser"}],
                 },
             },
@@ -127,12 +129,17 @@ def test_log_in_create_from_a_template_watch_it_turn_ready_live_and_scale(
     (ready,) = by_step["ready-live"]
     assert ready["reloaded"] is False
     assert by_step["scaled"] == [{"step": "scaled", "replicas": 2}]
+    (granted,) = by_step["granted"]
+    # Two hours, counting down live: "1h 59m 58s", then a second later "1h 59m 57s".
+    assert granted["first"].startswith("1h 59m") and granted["later"] != granted["first"]
     (rejected,) = by_step["rejected"]
     assert "422" in rejected["message"] and "is invalid" in rejected["message"]
     assert rejected["field"].startswith("spec")
 
     pages = {entry["page"] for entry in by_step["axe"]}
-    assert pages == {"login", "dashboard", "create", "detail", "scale", "list", "create-rejected"}
+    assert pages == {
+        "login", "dashboard", "create", "detail", "scale", "grants", "list", "create-rejected",
+    }  # fmt: skip
     serious = [
         (entry["page"], violation)
         for entry in by_step["axe"]
