@@ -45,6 +45,10 @@ if [ "${1:-}" = "--all" ]; then
     step "OpenHands (openhands-sdk, agent-server; Python 3.13 in a Debian root, cached by lock)"
     bash hack/openhands/install.sh >/dev/null
   fi
+  if [ -f hack/console/build.sh ]; then
+    step "console web UI (npm, Vite; cached by lock file)"
+    bash hack/console/build.sh
+  fi
   if [ -f hack/kind/build.sh ]; then
     step "kind: Docker, the node image and the project's images (hack/kind/build.sh)"
     # Without a Docker engine the e2e tests skip and say why; everything else still runs.

@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.support.third_party_mcp",
     "tests.support.operator_harness",
     "tests.support.openhands",
+    "tests.support.console_harness",
 ]

@@ -219,6 +219,27 @@ def command_run(args: argparse.Namespace) -> int:
     return run_operator(settings)
 
 
+def command_console(args: argparse.Namespace) -> int:
+    try:
+        from devserver_operator.console.server import serve
+        from devserver_operator.console.settings import ConsoleSettings
+    except ImportError as error:
+        print(
+            f"devserver-operator console: {error.name} is missing; install "
+            "devserver-workflow-operator[console]",
+            file=sys.stderr,
+        )
+        return 2
+    given = {k: v for k, v in vars(args).items() if k in ConsoleSettings.model_fields and v}
+    try:
+        settings = ConsoleSettings(**given)
+    except ValidationError as error:
+        print(f"devserver-operator console: {error}", file=sys.stderr)
+        return 2
+    serve(settings)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="devserver-operator",
@@ -287,6 +308,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="use the local control plane (no pods) even where kind could run",
     )
     dev.set_defaults(handler=command_dev)
+
+    console = commands.add_parser(
+        "console",
+        help="serve the web console and REST API (needs the extra "
+        "devserver-workflow-operator[console]); settings also from DEVSERVER_CONSOLE_<NAME>",
+    )
+    console.add_argument("--kubeconfig", help="the console's own identity (default: in-cluster)")
+    console.add_argument("--context", help="kubeconfig context")
+    console.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    console.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    console.add_argument(
+        "--local-admin",
+        action="store_true",
+        help="dev mode: no login, everyone on loopback is the console's own (admin) identity",
+    )
+    console.add_argument("--ui-dir", help="the built web UI (default: the package's own)")
+    console.add_argument("--examples-dir", help="MCPServer templates (default: examples/)")
+    console.set_defaults(handler=command_console)
 
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(handler=command_version)

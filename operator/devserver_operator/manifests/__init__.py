@@ -17,6 +17,7 @@ import yaml
 from devserver_operator import __version__
 from devserver_operator.cli_reference import readme_with_run_flags
 
+from .console_rbac import console_rules
 from .operator_rbac import (
     ADMISSION_SERVICE,
     ADMISSION_WEBHOOK_CONFIGURATION,
@@ -126,6 +127,9 @@ def generated_files(repo: Path) -> dict[str, str]:
             # The chart sets the resourceNames of these to its release's names.
             "admissionTls": admission_tls_rules(),
             "admissionWebhook": admission_webhook_rules(),
+            # The console's own identity (console.enabled): TokenReview, impersonation and
+            # reading the four kinds; see manifests/console_rbac.py.
+            "console": console_rules(),
         },
         sort_keys=False,
         width=100,
