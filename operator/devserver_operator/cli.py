@@ -216,6 +216,12 @@ def command_run(args: argparse.Namespace) -> int:
     return run_operator(settings)
 
 
+def command_stdio_proxy(args: argparse.Namespace) -> int:
+    from devserver_operator.stdio_proxy.main import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="devserver-operator",
@@ -284,6 +290,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="use the local control plane (no pods) even where kind could run",
     )
     dev.set_defaults(handler=command_dev)
+
+    proxy = commands.add_parser(
+        "stdio-proxy",
+        help="serve a stdio MCP server (an attached container, or a local command) as "
+        "streamable HTTP; the pod the operator runs next to stdio server images",
+    )
+    from devserver_operator.stdio_proxy.main import add_arguments
+
+    add_arguments(proxy)
+    proxy.set_defaults(handler=command_stdio_proxy)
 
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(handler=command_version)
