@@ -10,8 +10,9 @@
   identity cannot attach to, exec into or read any pod; the proxy may attach to its own server
   pod and to no other.
 
-One module, so one pytest-xdist worker owns it; its namespace enforces Pod Security
-"restricted".
+The tests run as part of ``test_kind.py``, which imports them: one module, so that one
+pytest-xdist worker (``--dist loadfile``) owns the one kind cluster. Their namespace enforces
+Pod Security "restricted". Alone: ``pytest tests/e2e/test_kind.py -k stdio``.
 """
 
 from __future__ import annotations
@@ -24,9 +25,7 @@ import httpx
 import pytest
 
 from devserver_operator.localcluster.kind import KindCluster
-from tests.e2e.helpers import apply, condition, get, wait_until
-
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
+from tests.e2e.helpers import apply, condition, get, get_or_none, wait_until
 
 NAMESPACE = "stdio-images"
 GO_IMAGE = "localhost/devserver/go-mcp-stdio:1.0.0"
@@ -170,7 +169,7 @@ def text_of(answer: dict[str, Any]) -> str:
         ("python-stdio", "devserver-python-stdio", "from args: hi"),  # args replace the CMD
     ],
 )
-def test_a_stdio_image_without_command_is_verified_and_answers_tool_calls(
+def test_stdio_image_without_command_is_verified_and_answers_tool_calls(
     e2e_cluster: KindCluster,
     stdio_servers: dict[str, Any],
     name: str,
@@ -197,7 +196,7 @@ def test_a_stdio_image_without_command_is_verified_and_answers_tool_calls(
     assert "python-secret" not in json.dumps(proxy["spec"])
 
 
-def test_the_npx_server_still_runs_behind_the_bridge(
+def test_stdio_npx_server_still_runs_behind_the_bridge(
     e2e_cluster: KindCluster, stdio_servers: dict[str, Any]
 ) -> None:
     status = stdio_servers["npx-memory"]["status"]
@@ -215,7 +214,7 @@ def server_pod(cluster: KindCluster, name: str) -> dict[str, Any]:
     return dict(get(cluster, "pod", f"{name}-server-0", "-n", NAMESPACE))
 
 
-def test_a_server_process_that_exits_gives_a_clean_error_and_is_served_again(
+def test_stdio_server_process_that_exits_gives_a_clean_error_and_is_served_again(
     e2e_cluster: KindCluster, stdio_servers: dict[str, Any]
 ) -> None:
     before = server_pod(e2e_cluster, "go-stdio")
@@ -264,7 +263,7 @@ def can_i(cluster: KindCluster, who: str, *args: str) -> bool:
     return answer.strip().splitlines()[-1] == "yes"
 
 
-def test_who_may_attach_exec_and_read_pods(
+def test_stdio_who_may_attach_exec_and_read_pods(
     e2e_cluster: KindCluster, stdio_servers: dict[str, Any]
 ) -> None:
     go_pod, python_pod = "go-stdio-server-0", "python-stdio-server-0"
@@ -309,3 +308,31 @@ def test_who_may_attach_exec_and_read_pods(
         (go_proxy, "create", f"pods/{go_pod}/attach"),  # attach to its own server pod
         (go_proxy, "delete", f"pods/{go_pod}"),  # restart its own server pod
     }
+
+
+def test_stdio_a_replaced_proxy_restarts_the_server_it_cannot_initialize_and_serves(
+    e2e_cluster: KindCluster, stdio_servers: dict[str, Any]
+) -> None:
+    """The Go SDK refuses a second initialize: a new proxy in front of a process the old one
+    initialized deletes the server pod (its Role allows that one pod) and serves the fresh one."""
+    before = server_pod(e2e_cluster, "go-stdio")["metadata"]["uid"]
+    e2e_cluster.kubectl(
+        "delete", "pod", "-n", NAMESPACE, "-l",
+        "app.kubernetes.io/instance=go-stdio,app.kubernetes.io/component=stdio-proxy",
+        "--wait=true",
+    )  # fmt: skip
+
+    def fresh_and_ready() -> bool:
+        pod = get_or_none(e2e_cluster, "pod", "go-stdio-server-0", "-n", NAMESPACE)
+        body = get(e2e_cluster, "mcpserver", "go-stdio", "-n", NAMESPACE)
+        return bool(
+            pod
+            and pod["metadata"]["uid"] != before
+            and condition(body, "Ready").get("status") == "True"
+        )
+
+    wait_until(fresh_and_ready, seconds=180, what="a fresh go-stdio server behind a new proxy")
+    with e2e_cluster.port_forward(NAMESPACE, "service/go-stdio", 8080) as port:
+        mcp = McpClient(f"http://127.0.0.1:{port}/mcp")
+        mcp.initialize()
+        assert text_of(mcp.call("add", a=2, b=2)) == "4"
