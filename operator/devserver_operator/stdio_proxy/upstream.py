@@ -91,10 +91,16 @@ class Upstream:
             except InitializeRefusedError as error:
                 logger.warning("%s; restarting the server process", error)
                 if self._reset is not None:
-                    with contextlib.suppress(Exception):
+                    try:
                         await self._reset()
+                    except Exception as reset_error:  # retried with the next refusal
+                        logger.warning("restarting the server process failed: %s", reset_error)
             except (OSError, ConnectionError, TimeoutError) as error:
                 logger.warning("cannot reach the MCP server process: %s", error)
+            except Exception:
+                # Whatever broke one connection must not end the loop: the proxy would stay
+                # up, alive and never ready again.
+                logger.exception("the connection to the MCP server process failed")
             # Jitter: many proxies whose servers share a node do not retry in step.
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))  # noqa: S311 - jitter, not secrets
             delay = min(delay * 2, self.limits.backoff_max)
