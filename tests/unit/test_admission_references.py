@@ -63,9 +63,7 @@ def test_a_stdio_image_is_a_workload_of_its_own_image_with_secrets_checked() -> 
             "transport": "stdio",
             "image": IMAGE,
             "args": ["stdio"],
-            "env": [
-                {"name": "T", "valueFrom": {"secretKeyRef": {"name": "gh", "key": "token"}}}
-            ],
+            "env": [{"name": "T", "valueFrom": {"secretKeyRef": {"name": "gh", "key": "token"}}}],
         }
     )
     found = requirements("MCPServer", spec, bridge_image=BRIDGE)
