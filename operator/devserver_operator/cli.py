@@ -240,6 +240,12 @@ def command_console(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_stdio_proxy(args: argparse.Namespace) -> int:
+    from devserver_operator.stdio_proxy.main import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="devserver-operator",
@@ -326,6 +332,16 @@ def build_parser() -> argparse.ArgumentParser:
     console.add_argument("--ui-dir", help="the built web UI (default: the package's own)")
     console.add_argument("--examples-dir", help="MCPServer templates (default: examples/)")
     console.set_defaults(handler=command_console)
+
+    proxy = commands.add_parser(
+        "stdio-proxy",
+        help="serve a stdio MCP server (an attached container, or a local command) as "
+        "streamable HTTP; the pod the operator runs next to stdio server images",
+    )
+    from devserver_operator.stdio_proxy.main import add_arguments
+
+    add_arguments(proxy)
+    proxy.set_defaults(handler=command_stdio_proxy)
 
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(handler=command_version)

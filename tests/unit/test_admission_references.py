@@ -55,6 +55,23 @@ def test_the_bridge_image_is_a_workload_too() -> None:
     assert requirement.image == BRIDGE
 
 
+def test_a_stdio_image_is_a_workload_of_its_own_image_with_secrets_checked() -> None:
+    """Attached by the operator's proxy, the image still runs the author's choice: pods or the
+    allow-list, as any image; the proxy (the operator's image) is nobody's choice."""
+    spec = MCPServerSpec.model_validate(
+        {
+            "transport": "stdio",
+            "image": IMAGE,
+            "args": ["stdio"],
+            "env": [{"name": "T", "valueFrom": {"secretKeyRef": {"name": "gh", "key": "token"}}}],
+        }
+    )
+    found = requirements("MCPServer", spec, bridge_image=BRIDGE)
+    workload = [r for r in found if r.resource == "pods"]
+    assert [(r.field, r.image) for r in workload] == [("spec.image", IMAGE)]
+    assert ("secrets", "get", "gh") in {(r.resource, r.verb, r.name) for r in found}
+
+
 @pytest.mark.parametrize(
     ("extra", "expected"),
     [

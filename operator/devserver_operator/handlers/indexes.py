@@ -22,6 +22,20 @@ MANAGED = {"app.kubernetes.io/managed-by": MANAGER}
 # (apiVersion, kind) -> (group, version, plural, index name)
 OWNED_KINDS: dict[tuple[str, str], tuple[str, str, str, str]] = {
     ("apps/v1", "Deployment"): ("apps", "v1", "deployments", "owned_deployments"),
+    # The server of a stdio image, and its proxy's Role and RoleBinding.
+    ("apps/v1", "StatefulSet"): ("apps", "v1", "statefulsets", "owned_statefulsets"),
+    ("rbac.authorization.k8s.io/v1", "Role"): (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "roles",
+        "owned_roles",
+    ),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "rolebindings",
+        "owned_rolebindings",
+    ),
     ("v1", "Service"): ("", "v1", "services", "owned_services"),
     ("v1", "ServiceAccount"): ("", "v1", "serviceaccounts", "owned_serviceaccounts"),
     ("networking.k8s.io/v1", "NetworkPolicy"): (

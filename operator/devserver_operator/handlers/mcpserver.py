@@ -114,6 +114,7 @@ async def _desired(
         owner=owner,
         spec=spec,
         bridge_image=context.settings.bridge_image,
+        proxy_image=context.settings.stdio_proxy_image,
         operator_namespace=context.settings.operator_namespace,
         cluster_domain=context.settings.cluster_domain,
         config_hash=inputs.config_hash,
