@@ -739,3 +739,22 @@ async def test_helm_upgrade_from_the_previous_chart_applies_changed_crds(
             assert len(live_objects["items"]) == 3, "the custom resources stay with their CRD"
         finally:
             await admin.close()
+
+
+async def test_a_first_install_with_two_replicas_holds_its_peering_object(
+    control_plane_binaries: ControlPlaneBinaries,
+) -> None:
+    """Two replicas bring a ClusterKopfPeering: its CRD must exist before Helm renders the
+    release, which is why kopf's CRDs stay in crds/ while the four kinds' are templates."""
+    with LocalControlPlane(control_plane_binaries) as local:
+        admin = KubeClient(Credentials.from_kubeconfig(str(local.kubeconfig_path)))
+        try:
+            helm("install", "ha", CHART, "-n", "ops", "--create-namespace", "--set", "replicas=2",
+                 *NO_WEBHOOK, kubeconfig=local.kubeconfig_path)  # fmt: skip
+            peering = await admin.raw(
+                "GET", "/apis/kopf.dev/v1/clusterkopfpeerings/ha-devserver-operator"
+            )
+            assert peering["kind"] == "ClusterKopfPeering"
+            assert await established(admin, MCPSERVERS)
+        finally:
+            await admin.close()

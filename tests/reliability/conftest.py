@@ -21,9 +21,7 @@ from tests.integration.conftest import ControlPlaneAccess, using_existing_cluste
 from tests.support.operator_harness import install_crds
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-PEERING_CRDS = sorted(
-    (REPO_ROOT / "charts" / "devserver-operator" / "files" / "crds").glob("*kopf.dev.yaml")
-)
+PEERING_CRDS = sorted((REPO_ROOT / "charts" / "devserver-operator" / "crds").glob("*kopf.dev.yaml"))
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

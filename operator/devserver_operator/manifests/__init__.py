@@ -33,8 +33,9 @@ from .operator_rbac import (
 
 CHART_DIR = "charts/devserver-operator"
 CHART_CRDS = f"{CHART_DIR}/files/crds"
-"""The CRDs the chart renders as templates (kept on uninstall), so that `helm upgrade`
-upgrades them; Helm installs files in a chart's crds/ once and never again."""
+"""The CRDs of the four kinds, which the chart renders as templates (kept on uninstall), so
+that `helm upgrade` upgrades them; Helm installs files in a chart's crds/ once and never
+again."""
 KUSTOMIZE_BASE = "manifests/base"
 KUSTOMIZE_SINGLE_NAMESPACE = "manifests/overlays/single-namespace"
 DASHBOARD_SOURCE = f"{CHART_DIR}/files/grafana-dashboard.json"
@@ -150,8 +151,11 @@ def generated_files(repo: Path) -> dict[str, str]:
     # Not the chart's crds/, which Helm never upgrades: templates/crds.yaml renders these.
     for name, text in crd_files().items():
         files[f"{CHART_CRDS}/{name}"] = text
+    # kopf's peering CRDs do stay in crds/: a release with two replicas holds a peering
+    # object, and Helm must know a kind before it renders a release that has one. Their
+    # schema is kopf's, which does not change with this project.
     for crd in kopf_peering_crds():
-        files[f"{CHART_CRDS}/{crd['metadata']['name']}.yaml"] = _dump([crd])
+        files[f"{CHART_DIR}/crds/{crd['metadata']['name']}.yaml"] = _dump([crd])
     files[f"{CHART_DIR}/README.md"] = _chart_readme(repo)
     files[f"{CHART_DIR}/Chart.yaml"] = _chart_yaml(repo)
     files[f"{CHART_DIR}/files/generated/argocd-health.lua"] = (
@@ -233,7 +237,6 @@ def stale_files(repo: Path) -> list[str]:
     generated_dirs = {
         f"{CHART_DIR}/files/generated",
         f"{CHART_CRDS}",
-        # Helm would install anything left here once and never upgrade it.
         f"{CHART_DIR}/crds",
         f"{KUSTOMIZE_BASE}/generated",
         f"{KUSTOMIZE_SINGLE_NAMESPACE}/generated",
