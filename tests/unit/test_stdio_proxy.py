@@ -81,9 +81,15 @@ async def _proxy(
     limits: Limits = FAST,
     sessions: SessionLimits | None = None,
     reset: Callable[[], Awaitable[None]] | None = None,
+    *,
+    started: bool = True,
 ) -> AsyncIterator[Proxy]:
     upstream = Upstream(open_channel, limits=limits, reset=reset)
     runner = asyncio.create_task(upstream.run())
+    if started:
+        # A Python server takes seconds to start on a loaded machine, longer than the
+        # connect_wait these tests use; what they test starts once it answers.
+        assert await upstream.wait_ready(120.0), "the stdio server never answered initialize"
     app = ProxyApp(upstream, limits=sessions)
     server = TestServer(app.application(), host="127.0.0.1")
     await server.start_server()
@@ -237,7 +243,7 @@ async def test_requests_while_the_server_is_down_fail_after_connect_wait() -> No
         raise ConnectionError("container not running")
 
     limits = Limits(**{**FAST.__dict__, "connect_wait": 0.5})
-    async for proxy in _proxy(never, limits):
+    async for proxy in _proxy(never, limits, started=False):
         ready = await proxy.http.get(proxy.url.replace("/mcp", "/readyz"))
         assert ready.status_code == 503
         assert (await proxy.http.get(proxy.url.replace("/mcp", "/healthz"))).status_code == 200
