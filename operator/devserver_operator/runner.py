@@ -91,7 +91,7 @@ async def _operate_once(
     stop_flag: asyncio.Event | threading.Event | None,
     ready_flag: asyncio.Event | threading.Event | None,
 ) -> None:
-    from devserver_operator.handlers import build_registry
+    from devserver_operator.kinds import build_registry
 
     liveness = f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None
     await kopf.operator(

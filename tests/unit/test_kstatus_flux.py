@@ -32,8 +32,8 @@ from devserver_operator.api.conditions import (
     stalled,
 )
 from devserver_operator.api.mcpserver import MCPServerSpec
-from devserver_operator.handlers.mcpserver_status import Availability, Verification, conditions_for
-from devserver_operator.handlers.status import status_patch
+from devserver_operator.observe.mcpserver import Availability, Verification, conditions_for
+from devserver_operator.reconcile.status import status_patch
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 CURRENT, IN_PROGRESS, FAILED, TERMINATING = "Current", "InProgress", "Failed", "Terminating"

@@ -50,10 +50,10 @@ from devserver_operator.integrations.prometheus import (
     PromQLError,
 )
 from devserver_operator.kube.client import KubeClient
+from devserver_operator.observe.alertrule import EvaluationView, RuleView
 
-from .alertrule_channels import ChannelSetupError, SecretReader, build_notifier
-from .alertrule_memory import AlertingRuntime, AlertRuleMemory, RuleError
-from .alertrule_status import EvaluationView, RuleView
+from .channels import ChannelSetupError, SecretReader, build_notifier
+from .memory import AlertingRuntime, AlertRuleMemory, RuleError
 
 QUERY_CONCURRENCY = 4
 logger = logging.getLogger(__name__)

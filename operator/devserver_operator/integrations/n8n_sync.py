@@ -32,7 +32,7 @@ from devserver_operator.builders.workflowintegration import (
     MANAGED_TAG,
     CredentialRef,
     DesiredWorkflow,
-    WiredServer,
+    WiredMcpServer,
     WorkflowBuildError,
     WorkflowPendingError,
     build_workflow,
@@ -57,13 +57,19 @@ from devserver_operator.integrations.n8n_payloads import (
     with_save_defaults,
     workflow_differences,
 )
-
-from .workflowintegration_inputs import WorkflowSources
-from .workflowintegration_status import Problem
+from devserver_operator.observe.workflowintegration import Problem
 
 EventType = Literal["Normal", "Warning"]
 Persist = Callable[[dict[str, Any]], Awaitable[None]]
 MAX_DIFFERENCES_SHOWN = 5
+
+
+@dataclass(frozen=True)
+class WorkflowSources:
+    """Parsed ConfigMap workflows by workflow key, and the problems of those that failed."""
+
+    parsed: dict[str, dict[str, Any]]
+    problems: dict[str, Problem]
 
 
 @dataclass
@@ -110,7 +116,7 @@ class N8nSync:
         spec: WorkflowIntegrationSpec,
         *,
         status: Mapping[str, Any],
-        servers: Sequence[WiredServer],
+        servers: Sequence[WiredMcpServer],
         secrets: Mapping[str, dict[str, str] | None],
         sources: WorkflowSources,
         memory: SyncMemory,
@@ -431,6 +437,12 @@ class N8nSync:
         entry: Mapping[str, Any],
     ) -> Workflow | None:
         key = desired.key
+        # The intent first: n8n cannot take an id or a tag with the create, so should the
+        # operator stop before the id is recorded, the name is how that copy is found again
+        # (the next pass adopts it; the finalizer deletes it).
+        name = desired.workflow["name"]
+        self.workflows[key] = {**entry, "name": key, "creating": True, "n8nName": name}
+        await self._persist()
         try:
             live = await self.client.create_workflow(payload)
         except N8nBadRequestError as error:
@@ -677,6 +689,14 @@ def n8n_client(spec: WorkflowIntegrationSpec, api_key: str) -> N8nClient:
     # Few, quick retries inside one reconcile; longer outages are retried by kopf with backoff.
     retry = RetryPolicy(max_attempts=3, initial_delay=0.5, max_delay=2.0, total_timeout=timeout)
     return N8nClient(spec.n8n.url, api_key, retry=retry, timeout=timeout)
+
+
+async def delete_untagged_copies(client: N8nClient, name: str) -> None:
+    """Delete the untagged workflows named ``name``: what a create cut short leaves."""
+    async for found in client.iter_workflows(name=name, exclude_pinned_data=True):
+        if found.name == name and not found.tags:
+            with contextlib.suppress(N8nNotFoundError):
+                await client.delete_workflow(found.id)
 
 
 async def delete_workflow_copies(client: N8nClient, workflow_id: str | None, tag: str) -> None:
