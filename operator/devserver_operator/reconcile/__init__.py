@@ -8,6 +8,8 @@ from collections.abc import Sequence
 
 import kopf
 
+from devserver_operator.api import API_VERSION
+from devserver_operator.kube.resources import RESOURCES, Resource
 from devserver_operator.settings import OperatorSettings
 
 from .kind import Kind
@@ -23,6 +25,12 @@ def build_registry(settings: OperatorSettings, kinds: Sequence[Kind]) -> kopf.Op
     register_operator_hooks(registry, kinds)
     children = {child: None for kind in kinds for child in kind.children}
     register_owned_indexes(registry, children)
+    # The API client finds every kind and child kind without discovery; teach it new ones.
+    for path in [
+        *(Resource(API_VERSION, kind.info.kind, kind.info.plural) for kind in kinds),
+        *(Resource(child.api_version, child.kind, child.plural) for child in children),
+    ]:
+        RESOURCES.setdefault((path.api_version, path.kind), path)
     for kind in kinds:
         register_kind(registry, kind, settings)
     return registry
