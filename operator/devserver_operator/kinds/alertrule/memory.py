@@ -3,15 +3,17 @@
 Alerts, what was sent, channel health and rate limits live here and not in status: they
 change with every notification and would otherwise cost API writes. After a restart, the
 rule states in status are enough to carry on without notifying twice (see
-``evaluation.restore_from_status``).
+``restore_from_status``).
 """
 
 from __future__ import annotations
 
 import ssl
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import httpx
 
@@ -113,3 +115,31 @@ class AlertingRuntime:
 
     async def close(self) -> None:
         await self.http.aclose()
+
+
+def restore_from_status(status: Mapping[str, Any], memory: AlertRuleMemory) -> dict[str, Restored]:
+    """Rule states from status, for the first evaluation after the operator (re)started."""
+    restored: dict[str, Restored] = {}
+    for item in status.get("rules") or []:
+        if not isinstance(item, Mapping) or not item.get("name"):
+            continue
+        name = str(item["name"])
+        sent = item.get("notificationsSent")
+        if isinstance(sent, int):
+            memory.notifications_sent.setdefault(name, sent)
+        last = _timestamp(item.get("lastNotificationTime"))
+        if last is not None:
+            memory.last_notification.setdefault(name, last)
+        state = item.get("state")
+        if state in ("pending", "firing"):
+            restored[name] = Restored(state=state, active_since=_timestamp(item.get("activeSince")))
+    return restored
+
+
+def _timestamp(text: Any) -> datetime | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
