@@ -1006,6 +1006,22 @@ async def test_an_idle_integration_writes_nothing_and_asks_n8n_nothing(
 # ---------------------------------------------------------------------------- restarts
 
 
+def inline_spec(url: str, names: dict[str, str], path: str) -> dict[str, Any]:
+    """Webhook workflows by key -> n8n name, behind ``url``."""
+    workflows = [
+        {"name": key, "inline": webhook_workflow(name, unique(path))} for key, name in names.items()
+    ]
+    return n8n_spec(url, workflows=workflows)
+
+
+async def gone_with_its_workflows(
+    kube: KubeClient, n8n: N8nClient, namespace: str, name: str, names: dict[str, str]
+) -> bool:
+    if await kube.get(API_VERSION, KIND, name, namespace) is not None:
+        return False
+    return all([not await copies(n8n, workflow) for workflow in names.values()])
+
+
 def restart_operator(running: RunningOperator, control_plane: Any) -> None:
     """Stop the session's operator and put a fresh one in its place (same identity)."""
     stop_operator(running)
@@ -1038,13 +1054,7 @@ async def test_an_operator_restart_mid_sync_leaves_exactly_one_copy_of_each_work
         # has been stopped: created in n8n, not recorded in status, not tagged yet.
         proxy.delay = 0.1
         proxy.hold_after, proxy.hold_seconds = ("POST", r"/workflows$"), 6.0
-        spec = n8n_spec(
-            proxy.url,
-            workflows=[
-                {"name": key, "inline": webhook_workflow(name, unique("restart"))}
-                for key, name in names.items()
-            ],
-        )
+        spec = inline_spec(proxy.url, names, "restart")
         await kube.apply(custom_resource(KIND, "restart", namespace, spec))
 
         async def second_create_done() -> bool:
@@ -1084,9 +1094,7 @@ async def test_an_operator_restart_mid_sync_leaves_exactly_one_copy_of_each_work
         await kube.delete(API_VERSION, KIND, "restart", namespace)
 
         async def cleaned() -> bool:
-            if await kube.get(API_VERSION, KIND, "restart", namespace) is not None:
-                return False
-            return all([not await copies(n8n, name) for name in names.values()])
+            return await gone_with_its_workflows(kube, n8n, namespace, "restart", names)
 
         await wait_for(cleaned, seconds=SYNC, what="every workflow deleted from n8n")
 
@@ -1107,13 +1115,7 @@ async def test_deleted_while_the_operator_is_away_after_an_unrecorded_create_lea
     names = {f"w{i}": unique(f"Away {i}") for i in range(2)}
     with SlowProxy(n8n_server.base_url) as proxy:
         proxy.hold_after, proxy.hold_seconds = ("POST", r"/workflows$"), 6.0
-        spec = n8n_spec(
-            proxy.url,
-            workflows=[
-                {"name": key, "inline": webhook_workflow(name, unique("away"))}
-                for key, name in names.items()
-            ],
-        )
+        spec = inline_spec(proxy.url, names, "away")
         await kube.apply(custom_resource(KIND, "away", namespace, spec))
 
         async def created_unrecorded() -> bool:
@@ -1128,9 +1130,7 @@ async def test_deleted_while_the_operator_is_away_after_an_unrecorded_create_lea
             start_in_place(operator, control_plane)
 
         async def cleaned() -> bool:
-            if await kube.get(API_VERSION, KIND, "away", namespace) is not None:
-                return False
-            return all([not await copies(n8n, name) for name in names.values()])
+            return await gone_with_its_workflows(kube, n8n, namespace, "away", names)
 
         await wait_for(cleaned, seconds=SYNC, what="every copy deleted from n8n by the finalizer")
 

@@ -62,16 +62,7 @@ async def reconcile(
     # The lock first: waiting for a slot must not let a second reconcile of the same object
     # sneak in between.
     async with context.lock_for(owner.uid), context.slots_for(owner.kind):
-        request = Request(
-            kind=kind,
-            body=body,
-            owner=owner,
-            context=context,
-            lookup=OwnedObjects(indexes, context.writes),
-            indexes=indexes,
-            trigger=trigger,
-            status=StatusWriter(context.kube, context.writes, owner, body),
-        )
+        request = new_request(kind, body, context, indexes, trigger)
         started = time.monotonic()
         outcome = Outcome(result="Retry")  # a kopf.TemporaryError of the kind's own
         try:
@@ -85,6 +76,27 @@ async def reconcile(
         raise kopf.TemporaryError(outcome.retry, delay=context.backoff.failed(owner.uid))
     context.backoff.succeeded(owner.uid)
     return outcome
+
+
+def new_request(
+    kind: Kind,
+    body: Mapping[str, Any],
+    context: OperatorContext,
+    indexes: Mapping[str, Any],
+    trigger: Trigger,
+) -> Request:
+    """A request, with the status as fresh as this process knows it (under the lock)."""
+    owner = owner_of(kind, body)
+    return Request(
+        kind=kind,
+        body=body,
+        owner=owner,
+        context=context,
+        lookup=OwnedObjects(indexes, context.writes),
+        indexes=indexes,
+        trigger=trigger,
+        status=StatusWriter(context.kube, context.writes, owner, body),
+    )
 
 
 async def _guarded(request: Request) -> Outcome:

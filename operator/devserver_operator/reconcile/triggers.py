@@ -14,10 +14,9 @@ from devserver_operator.api import GROUP, VERSION
 
 from .context import OperatorContext, context_from
 from .events import post_event
-from .frame import owner_of, reconcile, reconcile_quietly
-from .kind import Kind, Request
-from .lookup import ChildKind, OwnedObjects, cached_copy
-from .status import StatusWriter
+from .frame import new_request, owner_of, reconcile, reconcile_quietly
+from .kind import Kind
+from .lookup import ChildKind, cached_copy
 
 
 def parent_index(kind: Kind) -> str:
@@ -78,17 +77,7 @@ def register_kind(registry: kopf.OperatorRegistry, kind: Kind, settings: Any) ->
             context = context_from(memo)
             owner = owner_of(kind, body)
             async with context.lock_for(owner.uid):
-                request = Request(
-                    kind=kind,
-                    body=body,
-                    owner=owner,
-                    context=context,
-                    lookup=OwnedObjects(kwargs, context.writes),
-                    indexes=kwargs,
-                    trigger="change",
-                    status=StatusWriter(context.kube, context.writes, owner, body),
-                )
-                await kind.clean_up(request, retry)
+                await kind.clean_up(new_request(kind, body, context, kwargs, "change"), retry)
 
         kopf.on.delete(GROUP, VERSION, info.plural, id=f"{name}-cleanup", registry=registry)(
             clean_up
