@@ -14,21 +14,12 @@ from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 
 from devserver_operator import __version__
-from devserver_operator.api.crd import GENERATED_HEADER, build_all_crds
+from devserver_operator.api.crd import GENERATED_HEADER, crd_files
 from devserver_operator.settings import OperatorSettings
 
 
 def _dump_all(documents: Sequence[object]) -> str:
     return yaml.safe_dump_all(documents, sort_keys=False, width=100)
-
-
-def crd_files() -> dict[str, str]:
-    """File name -> YAML text of every CRD, as committed in crds/."""
-    files: dict[str, str] = {}
-    for crd in build_all_crds():
-        name = crd["metadata"]["name"]
-        files[f"{name}.yaml"] = GENERATED_HEADER + _dump_all([crd])
-    return files
 
 
 def command_crds(args: argparse.Namespace) -> int:

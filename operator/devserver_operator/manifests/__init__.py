@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from devserver_operator import __version__
+from devserver_operator.api.crd import crd_files
 
 from .operator_rbac import (
     ADMISSION_SERVICE,
@@ -105,8 +106,6 @@ def generated_files(repo: Path) -> dict[str, str]:
 
     ``repo`` is read for the hand-written sources that the chart or kustomize get a copy of:
     the Grafana dashboard and the Argo CD health check."""
-    from devserver_operator.cli import crd_files
-
     files: dict[str, str] = {}
     for name, text in crd_files().items():
         files[f"{CHART_DIR}/crds/{name}"] = text
