@@ -2,6 +2,7 @@
 # Debian packages the tests need, installed idempotently: `apt-get update` runs only when a
 # command is missing, and nothing is downloaded from outside Debian's archive.
 #   prometheus  -> prometheus, promtool (the real Prometheus the AlertRule tests run against)
+#   chromium    -> chromium (the console's browser tests drive it with playwright-core)
 # Run as root (CI and the development machines are), or with sudo available.
 set -euo pipefail
 
@@ -9,6 +10,7 @@ set -euo pipefail
 declare -A PROVIDERS=(
   [prometheus]=prometheus
   [promtool]=prometheus
+  [chromium]=chromium
 )
 
 missing=()

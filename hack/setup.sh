@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs everything the project needs, idempotently, with every cache outside the clone:
 # uv (into ~/.cache/devserver-operator), the locked Python environment (.venv, from uv.lock),
-# and, with --all, the local control plane binaries (built from Go modules), n8n (npm), and the
-# kind toolchain with its images (Docker, Go modules, Debian packages; hack/kind/).
+# and, with --all, the local control plane binaries (built from Go modules), n8n and
+# supergateway with the MCP reference servers (npm), OpenHands (PyPI, in a debootstrapped
+# Python 3.13 root), and the kind toolchain with its images (Docker, Go modules, Debian
+# packages; hack/kind/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,6 +36,18 @@ if [ "${1:-}" = "--all" ]; then
   if [ -f hack/n8n/install.sh ]; then
     step "n8n (npm, cached by lock file)"
     bash hack/n8n/install.sh
+  fi
+  if [ -f hack/mcp-servers/install.sh ]; then
+    step "supergateway and the MCP reference servers (npm, cached by lock file)"
+    bash hack/mcp-servers/install.sh >/dev/null
+  fi
+  if [ -f hack/openhands/install.sh ]; then
+    step "OpenHands (openhands-sdk, agent-server; Python 3.13 in a Debian root, cached by lock)"
+    bash hack/openhands/install.sh >/dev/null
+  fi
+  if [ -f hack/console/build.sh ]; then
+    step "console web UI (npm, Vite; cached by lock file)"
+    bash hack/console/build.sh
   fi
   if [ -f hack/kind/build.sh ]; then
     step "kind: Docker, the node image and the project's images (hack/kind/build.sh)"

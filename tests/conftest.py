@@ -3,5 +3,8 @@
 pytest_plugins = [
     "tests.support.n8n_server",
     "tests.support.mcp_servers",
+    "tests.support.third_party_mcp",
     "tests.support.operator_harness",
+    "tests.support.openhands",
+    "tests.support.console_harness",
 ]

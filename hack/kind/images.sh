@@ -13,6 +13,8 @@
 # the official python and node images instead.
 #   localhost/devserver/node:<host's Node.js>-bookworm the Node.js that runs n8n in kind
 #   localhost/devserver/prometheus:bookworm            Debian's Prometheus, for the demo
+#   localhost/devserver/go-mcp-stdio:1.0.0             stdio-only MCP servers whose ENTRYPOINT
+#   localhost/devserver/python-mcp-stdio:1.0.0         is the server (Go SDK in scratch; Python SDK)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "${here}/../.." && pwd)"
@@ -99,9 +101,31 @@ else
     --build-arg "DEBIAN_IMAGE=${DEBIAN_IMAGE}"
 fi
 
+GO_STDIO_IMAGE="localhost/devserver/go-mcp-stdio:1.0.0"
+step "stdio-only MCP server in scratch ${GO_STDIO_IMAGE} (official Go SDK)"
+context="$(new_context)"
+(cd "${here}/images/go-mcp-server" && CGO_ENABLED=0 nice -n 10 go build -trimpath \
+  -ldflags "-s -w" -o "${context}/server" .)
+build_image "${GO_STDIO_IMAGE}" "${context}" -f "${here}/images/go-mcp-server/Dockerfile"
+
+PYTHON_STDIO_IMAGE="localhost/devserver/python-mcp-stdio:1.0.0"
+step "stdio-only MCP server ${PYTHON_STDIO_IMAGE} (official Python SDK)"
+context="$(new_context)"
+uv="${cache_dir}/uv-0.13.9/bin/uv"
+[[ -x "${uv}" ]] || uv="$(command -v uv)"
+"${uv}" pip install --quiet --target "${context}/site" --require-hashes --only-binary :all: \
+  --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+  -r "${here}/images/python-mcp-server/requirements.txt"
+# Byte-code caches differ from build to build; without them the content hash stays put.
+find "${context}/site" -name __pycache__ -prune -exec rm -rf {} +
+cp "${here}/images/python-mcp-server/server.py" "${context}/"
+build_image "${PYTHON_STDIO_IMAGE}" "${context}" -f "${here}/images/python-mcp-server/Dockerfile" \
+  --build-arg "PYTHON_IMAGE=${PYTHON_IMAGE}"
+
 for alias in "${MCP_ALIASES[@]}"; do
   docker tag "${MCP_IMAGE}" "${alias}"
 done
 
 printf 'image=%s\n' "${OPERATOR_IMAGE}" "${MCP_IMAGE}" "${MCP_ALIASES[@]}" \
-  "localhost/devserver/node:${N8N_NODE_VERSION}-bookworm" "${PROMETHEUS_IMAGE}"
+  "localhost/devserver/node:${N8N_NODE_VERSION}-bookworm" "${PROMETHEUS_IMAGE}" \
+  "${GO_STDIO_IMAGE}" "${PYTHON_STDIO_IMAGE}"

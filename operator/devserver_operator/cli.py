@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-import types
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import ValidationError
-from pydantic.fields import FieldInfo
 
 from devserver_operator import __version__
 from devserver_operator.api.crd import GENERATED_HEADER, crd_files
+from devserver_operator.run_flags import add_settings_arguments, settings_flags
 from devserver_operator.settings import OperatorSettings
 
 
@@ -132,60 +130,6 @@ def command_version(_: argparse.Namespace) -> int:
     return 0
 
 
-# Flags whose names differ from the field's: the repeatable list options are singular.
-_FLAG_NAMES: dict[str, tuple[str, ...]] = {
-    "namespaces": ("--namespace", "-n"),
-    "allowed_images": ("--allowed-image",),
-}
-
-
-def settings_flags(field_name: str) -> tuple[str, ...]:
-    """The command-line flags of one field of :class:`OperatorSettings`."""
-    return _FLAG_NAMES.get(field_name, ("--" + field_name.replace("_", "-"),))
-
-
-def _settings_help(field_name: str, info: FieldInfo) -> str:
-    doc = " ".join((info.description or "").split())
-    env = f"{OperatorSettings.model_config.get('env_prefix', '')}{field_name.upper()}"
-    default = info.get_default(call_default_factory=True)
-    shown = "" if default in (None, [], "") else f" Default: {default}."
-    return f"{doc}{shown} Env: {env}.".replace("%", "%%").strip()
-
-
-def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
-    """One option per field of :class:`OperatorSettings`, generated from the model.
-
-    The type and choices come from the annotation (a ``Literal`` gives choices, a list a
-    repeatable option), the help text from the field's docstring; pydantic validates the
-    values as it validates the environment. Options not given are left out, so the
-    environment (``DEVSERVER_OPERATOR_*``) and the defaults apply to them.
-    """
-    group = parser.add_argument_group(
-        "settings", "every operator setting (also DEVSERVER_OPERATOR_<NAME> in the environment)"
-    )
-    for name, info in OperatorSettings.model_fields.items():
-        annotation: Any = info.annotation
-        if get_origin(annotation) in (Union, types.UnionType):
-            annotation = next(arg for arg in get_args(annotation) if arg is not type(None))
-        kwargs: dict[str, Any] = {
-            "dest": name,
-            "default": argparse.SUPPRESS,
-            "help": _settings_help(name, info),
-        }
-        if get_origin(annotation) is list:
-            kwargs["action"] = "append"
-            kwargs["metavar"] = "VALUE"
-        elif get_origin(annotation) is Literal:
-            kwargs["choices"] = list(get_args(annotation))
-        elif annotation in (int, float):
-            kwargs["type"] = annotation
-            seconds = "seconds" in (info.description or "").lower()
-            kwargs["metavar"] = "SECONDS" if seconds else "N"
-        else:
-            kwargs["metavar"] = "VALUE"
-        group.add_argument(*settings_flags(name), **kwargs)
-
-
 def settings_from_args(args: argparse.Namespace) -> OperatorSettings:
     """The settings: the options given on the command line, then the environment."""
     overrides = {
@@ -195,6 +139,9 @@ def settings_from_args(args: argparse.Namespace) -> OperatorSettings:
 
 
 def command_run(args: argparse.Namespace) -> int:
+    from devserver_operator.lean_imports import import_kopf
+
+    import_kopf()
     from devserver_operator.runner import run_operator
 
     try:
@@ -205,6 +152,33 @@ def command_run(args: argparse.Namespace) -> int:
             print(f"devserver-operator run: {flag}: {problem['msg']}", file=sys.stderr)
         return 2
     return run_operator(settings)
+
+
+def command_console(args: argparse.Namespace) -> int:
+    try:
+        from devserver_operator.console.server import serve
+        from devserver_operator.console.settings import ConsoleSettings
+    except ImportError as error:
+        print(
+            f"devserver-operator console: {error.name} is missing; install "
+            "devserver-workflow-operator[console]",
+            file=sys.stderr,
+        )
+        return 2
+    given = {k: v for k, v in vars(args).items() if k in ConsoleSettings.model_fields and v}
+    try:
+        settings = ConsoleSettings(**given)
+    except ValidationError as error:
+        print(f"devserver-operator console: {error}", file=sys.stderr)
+        return 2
+    serve(settings)
+    return 0
+
+
+def command_stdio_proxy(args: argparse.Namespace) -> int:
+    from devserver_operator.stdio_proxy.main import run
+
+    return run(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -275,6 +249,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="use the local control plane (no pods) even where kind could run",
     )
     dev.set_defaults(handler=command_dev)
+
+    console = commands.add_parser(
+        "console",
+        help="serve the web console and REST API (needs the extra "
+        "devserver-workflow-operator[console]); settings also from DEVSERVER_CONSOLE_<NAME>",
+    )
+    console.add_argument("--kubeconfig", help="the console's own identity (default: in-cluster)")
+    console.add_argument("--context", help="kubeconfig context")
+    console.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    console.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    console.add_argument(
+        "--local-admin",
+        action="store_true",
+        help="dev mode: no login, everyone on loopback is the console's own (admin) identity",
+    )
+    console.add_argument("--ui-dir", help="the built web UI (default: the package's own)")
+    console.add_argument("--examples-dir", help="MCPServer templates (default: examples/)")
+    console.set_defaults(handler=command_console)
+
+    proxy = commands.add_parser(
+        "stdio-proxy",
+        help="serve a stdio MCP server (an attached container, or a local command) as "
+        "streamable HTTP; the pod the operator runs next to stdio server images",
+    )
+    from devserver_operator.stdio_proxy.main import add_arguments
+
+    add_arguments(proxy)
+    proxy.set_defaults(handler=command_stdio_proxy)
 
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(handler=command_version)

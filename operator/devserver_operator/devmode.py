@@ -77,6 +77,9 @@ def _run_dev_on_control_plane(examples: Path, *, once: bool) -> int:
         say(f"API server {cluster.server_url}; kubeconfig {cluster.kubeconfig_path}")
         stop = threading.Event()
         operator = _start_operator(cluster.kubeconfig_path, stop)
+        console_url = _start_console(cluster.kubeconfig_path)
+        if console_url:
+            say(f"console (local admin, no login): {console_url}")
         try:
             asyncio.run(_apply_and_watch(cluster.kubeconfig_path, examples, demo_url, once=once))
         except KeyboardInterrupt:
@@ -86,6 +89,28 @@ def _run_dev_on_control_plane(examples: Path, *, once: bool) -> int:
             stop.set()
             operator.join(30)
     return 0
+
+
+def _start_console(kubeconfig: Path) -> str | None:
+    """The web console in local admin mode, when the extra [console] is installed. It runs
+    as the local admin (the kubeconfig's identity) and says so in a banner."""
+    try:
+        import uvicorn
+
+        from devserver_operator.console.app import create_app
+        from devserver_operator.console.settings import ConsoleSettings
+    except ImportError:
+        return None
+    from devserver_operator.localcluster.processes import free_loopback_port
+
+    port = free_loopback_port()
+    settings = ConsoleSettings(kubeconfig=str(kubeconfig), local_admin=True, port=port)
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, log_config=None, access_log=False
+    )
+    # A daemon thread: it ends with the process, after the control plane is gone.
+    threading.Thread(target=uvicorn.Server(config).run, name="console", daemon=True).start()
+    return f"http://127.0.0.1:{port}/"
 
 
 def _start_operator(kubeconfig: Path, stop: threading.Event) -> threading.Thread:

@@ -25,6 +25,8 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+from devserver_operator import metrics
+
 PEERING_LOGGER = "kopf._core.engines.peering"
 # kopf's messages for its pause and resume decisions (kopf/_core/engines/peering.py).
 RESUMING = "Resuming operations"
@@ -58,31 +60,50 @@ def own_identity() -> str:
     return f"{user}@{socket.gethostname()}/{started}/{secrets.token_hex(2)}"
 
 
+def reporting_instance() -> str:
+    """Which replica posted an Event (``reportingInstance``): the pod, else the host."""
+    return os.environ.get("POD_ID") or socket.gethostname()
+
+
 def start_priority(now_ms: int | None = None) -> int:
     started = int(time.time() * 1000) if now_ms is None else now_ms
     return -(started * TIE_BREAKER + secrets.randbelow(TIE_BREAKER))
 
 
 class LeadWatch(logging.Handler):
-    """Follows kopf's pause and resume decisions for one run of the operator."""
+    """Follows kopf's pause and resume decisions for one run of the operator, and publishes
+    them (the ``devserver_leader`` gauge, the leadership check of /healthz)."""
 
-    def __init__(self) -> None:
+    def __init__(self, peering: str | None = None) -> None:
         super().__init__(level=logging.INFO)
+        self.peering = peering
         self.leading = False
         self.lost = asyncio.Event()
+        metrics.LEADER.set(0)  # every run starts as a standby, until kopf resumes it
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
         if message.startswith(RESUMING):
             self.leading = True
-        elif message.startswith(PAUSING) and self.leading:
-            self.leading = False
-            self.lost.set()
+            metrics.LEADER.set(1)
+        elif message.startswith(PAUSING):
+            metrics.LEADER.set(0)
+            if self.leading:
+                self.leading = False
+                self.lost.set()
+
+
+def standalone() -> LeadWatch:
+    """Without peering the one replica always leads; nothing is ever lost."""
+    watch = LeadWatch()
+    watch.leading = True
+    metrics.LEADER.set(1)
+    return watch
 
 
 @contextlib.contextmanager
-def watching_the_lead() -> Iterator[LeadWatch]:
-    watch = LeadWatch()
+def watching_the_lead(peering: str) -> Iterator[LeadWatch]:
+    watch = LeadWatch(peering)
     peering_logger = logging.getLogger(PEERING_LOGGER)
     previous_level = peering_logger.level
     # The decisions are logged at INFO; below that level kopf would not even create the record.

@@ -2,7 +2,24 @@
 
 from __future__ import annotations
 
+import platform
+from importlib.metadata import version
+
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+from devserver_operator import __version__
+
+# The process itself: what runs, and whether this replica does the work.
+BUILD_INFO = Gauge(
+    "devserver_build_info",
+    "Always 1; the labels say which operator, Python and kopf this process runs.",
+    ["version", "python_version", "kopf_version"],
+)
+BUILD_INFO.labels(__version__, platform.python_version(), version("kopf")).set(1)
+LEADER = Gauge(
+    "devserver_leader",
+    "1 while this replica leads (always, without peering), 0 while it stands by.",
+)
 
 RECONCILE_TOTAL = Counter(
     "devserver_reconcile_total", "Reconciles by kind and result.", ["kind", "result"]

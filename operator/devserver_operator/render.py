@@ -88,6 +88,7 @@ def render_document(
             owner=owner,
             spec=spec,
             bridge_image=settings.bridge_image,
+            proxy_image=settings.stdio_proxy_image,
             operator_namespace=settings.operator_namespace,
             cluster_domain=settings.cluster_domain,
         )

@@ -9,11 +9,13 @@ import threading
 
 import kopf
 
-# kopf types the identity as a NewType it does not export at the top level.
+# kopf types the identity as a NewType it does not export at the top level; the vault that
+# holds its login is not exported either (our client shares it: kube/login.py).
+from kopf._cogs.structs.credentials import Vault
 from kopf._core.engines.peering import Identity
 
 from devserver_operator.admission.server import admission_webhook
-from devserver_operator.leadership import own_identity, watching_the_lead
+from devserver_operator.leadership import LeadWatch, own_identity, standalone, watching_the_lead
 from devserver_operator.settings import OperatorSettings
 
 logger = logging.getLogger(__name__)
@@ -52,16 +54,16 @@ async def _operate_with_peering(
     ready_flag: asyncio.Event | threading.Event | None,
 ) -> None:
     if settings.peering is None:
-        await _operate_once(settings, stop_flag=stop_flag, ready_flag=ready_flag)
+        await _operate_once(settings, standalone(), stop_flag=stop_flag, ready_flag=ready_flag)
         return
     for run in itertools.count(1):
-        with watching_the_lead() as lead:
+        with watching_the_lead(settings.peering) as lead:
             stopping = asyncio.Event()
             forwarders = [asyncio.create_task(_set_when(lead.lost, stopping))]
             if stop_flag is not None:
                 forwarders.append(asyncio.create_task(_set_when(stop_flag, stopping)))
             try:
-                await _operate_once(settings, stop_flag=stopping, ready_flag=ready_flag)
+                await _operate_once(settings, lead, stop_flag=stopping, ready_flag=ready_flag)
             finally:
                 for forwarder in forwarders:
                     forwarder.cancel()
@@ -87,6 +89,7 @@ async def _set_when(flag: asyncio.Event | threading.Event, target: asyncio.Event
 
 async def _operate_once(
     settings: OperatorSettings,
+    lead: LeadWatch,
     *,
     stop_flag: asyncio.Event | threading.Event | None,
     ready_flag: asyncio.Event | threading.Event | None,
@@ -94,6 +97,7 @@ async def _operate_once(
     from devserver_operator.kinds import build_registry
 
     liveness = f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None
+    vault = Vault()
     await kopf.operator(
         registry=build_registry(settings),
         clusterwide=not settings.namespaces,
@@ -102,7 +106,9 @@ async def _operate_once(
         standalone=settings.peering is None,
         peering_name=settings.peering,
         identity=Identity(own_identity()),
-        memo=kopf.Memo(settings=settings),
+        vault=vault,
+        # ``lead`` feeds the leadership check of /healthz (reconcile/probes.py).
+        memo=kopf.Memo(settings=settings, lead=lead, vault=vault),
         stop_flag=stop_flag,
         ready_flag=ready_flag,
     )

@@ -13,6 +13,9 @@ from devserver_operator.admission.references import check_allow_list_entry
 # or SSE. Its image ships Node.js, so npx-based servers run in it unchanged; Python servers use
 # its uvx variant (set bridgeImage per cluster, or image per server).
 DEFAULT_BRIDGE_IMAGE = "supercorp/supergateway:4.0.0"
+# The proxy in front of stdio server images is the operator's own image (``devserver-operator
+# stdio-proxy``); the chart and the kustomize base set the exact image the operator runs.
+DEFAULT_STDIO_PROXY_IMAGE = "ghcr.io/ecospherenetwork/devserver-operator:0.1.0"
 
 
 class OperatorSettings(BaseSettings):
@@ -28,6 +31,8 @@ class OperatorSettings(BaseSettings):
     """Namespace the operator runs in; MCP server NetworkPolicies let it in for verification."""
     bridge_image: str = DEFAULT_BRIDGE_IMAGE
     """Default image of stdio servers: it must contain supergateway."""
+    stdio_proxy_image: str = DEFAULT_STDIO_PROXY_IMAGE
+    """Image of the proxy that attaches to stdio server images (the operator's own image)."""
     metrics_port: int = Field(default=8080, ge=0, le=65535)
     """Port of the Prometheus metrics endpoint; 0 disables it."""
     health_port: int = Field(default=8081, ge=0, le=65535)
@@ -44,7 +49,10 @@ class OperatorSettings(BaseSettings):
     verification_concurrency: int = Field(default=10, ge=1, le=200)
     """MCP handshakes that may run at the same time."""
     kubeconfig: str | None = None
-    """Path of a kubeconfig; KUBECONFIG, ~/.kube/config or the in-cluster account when empty."""
+    """Path of a kubeconfig; when empty, the files of KUBECONFIG merged as kubectl merges
+    them, else ~/.kube/config, else the in-cluster service account."""
+    context: str | None = None
+    """Kubeconfig context to use; the current context when empty."""
     resync_interval: float = Field(default=60.0, ge=5.0)
     """Seconds between periodic checks of every object (drift, secret rotation, verification)."""
     cluster_domain: str = "cluster.local"

@@ -33,6 +33,14 @@ from tests.e2e.helpers import (
     ready_object,
     wait_until,
 )
+from tests.e2e.stdio_images import (  # noqa: F401 - collected as tests of this module
+    stdio_servers,
+    test_stdio_a_replaced_proxy_restarts_the_server_it_cannot_initialize_and_serves,
+    test_stdio_image_without_command_is_verified_and_answers_tool_calls,
+    test_stdio_npx_server_still_runs_behind_the_bridge,
+    test_stdio_server_process_that_exits_gives_a_clean_error_and_is_served_again,
+    test_stdio_who_may_attach_exec_and_read_pods,
+)
 
 # The first test also waits for the cluster, the chart and five MCP servers to start.
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]

@@ -31,13 +31,18 @@ from devserver_operator.manifests.team_roles import ADMIN, OPERATOR, VIEWER
 from devserver_operator.manifests.webhook import admission_webhook_configuration
 from tests.integration.test_teamaccess import (  # fixtures are found by name
     RBAC_V1,
-    _paused,
     client_as,
     operator_account_kubeconfig,
     role_binding,
     team_rbac,
 )
-from tests.support.operator_harness import TEST_MANAGER, RunningOperator, start_operator, wait_for
+from tests.support.operator_harness import (
+    TEST_MANAGER,
+    RunningOperator,
+    paused,
+    start_operator,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 __all__ = ["operator_account_kubeconfig", "team_rbac"]
@@ -95,7 +100,7 @@ def webhook(
             None,
         )
 
-    with _paused(operator):
+    with paused(operator):
         asyncio.run(_as_admin(control_plane, register))
         running = start_operator(
             operator_account_kubeconfig,
@@ -575,6 +580,13 @@ async def test_creating_a_foreign_service_account_is_taking_it_over(
     )
     assert outcome == REFUSED, message
     assert "spec.serviceAccount.name: needs permission to create pods" in message, message
+    # Without a name the account is named after the MCPServer: "deployer" is taken over too.
+    unnamed = {"image": APPROVED_IMAGE, "serviceAccount": {"create": True}}
+    outcome, message = await attempt(
+        control_plane, "operator", document("MCPServer", "deployer", namespace, unnamed)
+    )
+    assert outcome == REFUSED, message
+    assert "spec.serviceAccount.create (the account deployer): needs permission" in message
     own = {"image": APPROVED_IMAGE, "serviceAccount": {"create": True, "name": "own-sa"}}
     outcome, message = await attempt(
         control_plane, "operator", document("MCPServer", "own", namespace, own)

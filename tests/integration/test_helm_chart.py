@@ -229,6 +229,53 @@ def test_admission_disabled_leaves_out_the_webhook_and_all_it_needs() -> None:
     assert all(port["port"] != "admission" for rule in ingress for port in rule["ports"])
 
 
+def test_the_console_is_off_by_default() -> None:
+    assert not [key for key in render() if "console" in key[1]]
+
+
+def test_the_console_runs_apart_with_only_its_own_least_privileged_role() -> None:
+    from devserver_operator.manifests.console_rbac import console_rules
+    from tests.support.pod_security import restricted_violations
+
+    objects = render(
+        "--set", "console.enabled=true", "--set", "console.publicOrigin=https://c.example"
+    )
+    name = "x-devserver-operator-console"
+    assert {kind for kind, found in objects if found == name} == {
+        "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment", "Service",
+    }  # fmt: skip
+    assert objects[("ClusterRole", name)]["rules"] == console_rules()
+    binding = objects[("ClusterRoleBinding", name)]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": name, "namespace": "ops"}]
+    pod = objects[("Deployment", name)]["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == name
+    assert restricted_violations(pod) == []
+    (console,) = pod["containers"]
+    assert console["args"][0] == "console"
+    assert {"name": "DEVSERVER_CONSOLE_PUBLIC_ORIGIN", "value": "https://c.example"} in console[
+        "env"
+    ]
+    for document in objects.values():
+        kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+    # The operator's own Deployment is untouched by the console.
+    assert (
+        objects[("Deployment", "x-devserver-operator")]["spec"]["template"]["spec"][
+            "serviceAccountName"
+        ]
+        != name
+    )
+
+
+def test_two_replicas_are_drained_one_at_a_time() -> None:
+    """Every replica answers the fail-closed webhook: a drain must leave one running."""
+    assert not any(kind == "PodDisruptionBudget" for kind, _ in render())
+    objects = render("--set", "replicas=2")
+    budget = objects[("PodDisruptionBudget", "x-devserver-operator")]["spec"]
+    assert budget["maxUnavailable"] == 1
+    pods = objects[("Deployment", "x-devserver-operator")]["spec"]["template"]["metadata"]
+    assert budget["selector"]["matchLabels"].items() <= pods["labels"].items()
+
+
 def test_every_render_is_the_same() -> None:
     """GitOps: no generated certificate or random value in the chart (no diff on each sync)."""
     values = ["--set", "replicas=2"]

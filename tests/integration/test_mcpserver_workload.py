@@ -252,6 +252,42 @@ async def test_missing_secret_stalls_with_its_name_and_recovers(
     assert condition(body, "Stalled") is None
 
 
+async def test_an_existing_service_account_is_never_taken_over(
+    operator: RunningOperator, kube: KubeClient, namespace: str
+) -> None:
+    # No admission webhook runs here: the operator itself refuses, for every author.
+    foreign = {"apiVersion": "v1", "kind": "ServiceAccount"}
+    for name in ("deployer", "unnamed"):
+        await kube.apply({**foreign, "metadata": {"name": name, "namespace": namespace}})
+    specs = {
+        "named": {"image": IMAGE, "serviceAccount": {"create": True, "name": "deployer"}},
+        # Without a name the account is named after the MCPServer.
+        "unnamed": {"image": IMAGE, "serviceAccount": {"create": True}},
+    }
+    for server, spec in specs.items():
+        await kube.apply(
+            custom_resource("MCPServer", server, namespace, {**spec, "verification": NO_VERIFY})
+        )
+    for server, account in (("named", "deployer"), ("unnamed", "unnamed")):
+        body = await wait_for_condition(
+            kube, "MCPServer", server, namespace, "Stalled", "True", reason="ServiceAccountConflict"
+        )
+        message = condition(body, "Stalled")["message"]
+        assert f"ServiceAccount {account} exists and is not controlled by this MCPServer" in (
+            message
+        )
+        live = await kube.get("v1", "ServiceAccount", account, namespace)
+        assert live is not None
+        assert not live["metadata"].get("ownerReferences"), live["metadata"]
+        assert await deployment(kube, server, namespace) is None
+    # Once the account is gone, the MCPServer creates its own and goes on.
+    await kube.delete("v1", "ServiceAccount", "deployer", namespace)
+    await wait_children(kube, "named", namespace)
+    owned = await kube.get("v1", "ServiceAccount", "deployer", namespace)
+    assert owned is not None
+    assert owned["metadata"]["ownerReferences"][0]["name"] == "named"
+
+
 async def test_an_idle_resync_makes_no_write(
     operator: RunningOperator, kube: KubeClient, namespace: str, control_plane: Any
 ) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -43,6 +42,8 @@ from tests.support.operator_harness import (
     RunningOperator,
     condition,
     custom_resource,
+    paused,
+    start_in_place,
     start_operator,
     wait_for,
     wait_for_condition,
@@ -328,29 +329,12 @@ def operator_account_kubeconfig(
     return _operator_kubeconfig(control_plane, tmp_path_factory.mktemp("operator-account"))
 
 
-def start_in_place(stopped: RunningOperator) -> None:
-    """Start a stopped operator again in the same object, so that fixtures holding it see the
-    running one (its settings, thread and error list)."""
-    fresh = start_operator(Path(str(stopped.settings.kubeconfig)))
-    stopped.settings, stopped.thread, stopped.errors = fresh.settings, fresh.thread, fresh.errors
-    stopped.stop_flag, stopped.ready_flag = fresh.stop_flag, fresh.ready_flag
-
-
-@contextlib.contextmanager
-def _paused(session_operator: RunningOperator) -> Iterator[None]:
-    session_operator.stop()
-    try:
-        yield
-    finally:
-        start_in_place(session_operator)
-
-
 @pytest.fixture(scope="module")
 def least_privileged_operator(
     operator: RunningOperator, team_rbac: None, operator_account_kubeconfig: Path
 ) -> Iterator[RunningOperator]:
     """The operator as the chart runs it: its ServiceAccount with only the shipped RBAC."""
-    with _paused(operator):
+    with paused(operator):
         running = start_operator(operator_account_kubeconfig)
         try:
             yield running

@@ -320,10 +320,10 @@ async def test_the_operator_account_may_bind_only_the_team_roles(
 ) -> None:
     assert not await may(kube, OPERATOR_IDENTITY, "create", "clusterrolebindings", group=RBAC)
     assert not await may(kube, OPERATOR_IDENTITY, "create", "clusterroles", group=RBAC)
-    assert not await may(
-        kube, OPERATOR_IDENTITY, "create", "roles", group=RBAC, namespace=namespace
-    )
+    # Roles, for the proxy of a stdio server image; the escalation check below bounds them.
+    assert await may(kube, OPERATOR_IDENTITY, "create", "roles", group=RBAC, namespace=namespace)
     assert not await may(kube, OPERATOR_IDENTITY, "escalate", "clusterroles", group=RBAC)
+    assert not await may(kube, OPERATOR_IDENTITY, "escalate", "roles", group=RBAC)
     assert not await may(kube, OPERATOR_IDENTITY, "impersonate", "users")
     for role in ("cluster-admin", "admin", "edit", "view"):
         assert not await may(
@@ -370,6 +370,31 @@ async def test_the_operator_account_may_bind_only_the_team_roles(
             )
         created = await account.create(role_binding("fine", namespace, VIEWER, "mallory"))
         assert created["roleRef"]["name"] == VIEWER
+        # A Role holds only what the operator holds: the stdio proxy's (attach to and delete
+        # one pod) passes; exec, or reading every Secret, is refused by the API server.
+        proxy_rules = [
+            {"apiGroups": [""], "resources": ["pods/attach"], "resourceNames": ["s-server-0"],
+             "verbs": ["create", "get"]},
+            {"apiGroups": [""], "resources": ["pods"], "resourceNames": ["s-server-0"],
+             "verbs": ["delete"]},
+        ]  # fmt: skip
+        await account.create(_role("proxy", namespace, proxy_rules))
+        for name, rules in (
+            ("exec", [{"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create"]}]),
+            ("secrets", [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["list"]}]),
+            ("star", [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]),
+        ):
+            with pytest.raises(ForbiddenError):
+                await account.create(_role(name, namespace, rules))
+
+
+def _role(name: str, namespace: str, rules: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "apiVersion": RBAC_V1,
+        "kind": "Role",
+        "metadata": {"name": f"devserver-test-{name}", "namespace": namespace},
+        "rules": rules,
+    }
 
 
 async def test_matrix_nobody_ends_with_more_than_they_had_plus_what_they_could_bind(

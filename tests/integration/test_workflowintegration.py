@@ -495,6 +495,7 @@ async def test_credential_rotation_relinks_the_workflow_and_deletes_the_old_one(
                     "name": "openhands-task-webhook",
                     "parameters": {
                         "openhandsUrl": recorder.url + "/",
+                        "llmModel": "openai/gpt-4o",
                         "path": path,
                         "sessionApiKeyCredential": "openhands",
                     },
@@ -515,7 +516,15 @@ async def test_credential_rotation_relinks_the_workflow_and_deletes_the_old_one(
     path_seen, headers, payload = recorder.requests[-1]
     assert path_seen == "/api/conversations"
     assert headers["X-Session-API-Key"] == "first-key-11111"
-    assert payload == {"initial_user_msg": "fix the flaky test", "repository": "o/r"}
+    assert payload == {  # the agent-server's StartConversationRequest
+        "agent_settings": {"llm": {"model": "openai/gpt-4o"}},
+        "workspace": {"working_dir": "workspace/project"},
+        "initial_message": {
+            "role": "user",
+            "run": True,
+            "content": [{"type": "text", "text": "fix the flaky test\n\nRepository: o/r"}],
+        },
+    }
 
     await put_secret(kube, namespace, "openhands", {"sessionKey": "second-key-2222"})
     body = await wait_status(
@@ -777,9 +786,14 @@ async def test_openhands_config_lists_the_ready_servers_and_follows_them(
             return flaky.url not in listed[1]
 
         await wait_for(without_flaky, seconds=90, what="the stopped server out of the config")
-        body = await get(kube, "agent", namespace)
-        flaky_status = next(s for s in body["status"]["wiredServers"] if s["name"] == "flaky")
-        assert flaky_status["ready"] is False
+
+        # The ConfigMap is written before the status of the same reconcile: wait for both.
+        async def flaky_not_ready() -> bool:
+            body = await get(kube, "agent", namespace)
+            wired = (body.get("status") or {}).get("wiredServers") or []
+            return any(s["name"] == "flaky" and s["ready"] is False for s in wired)
+
+        await wait_for(flaky_not_ready, seconds=15, what="the stopped server not ready in status")
     finally:
         flaky.start()
 

@@ -2,8 +2,8 @@
 audit log, the API server behind a fault proxy, and bounded waits on many objects at once.
 
 Every operator here gets its own user name, so the audit log tells its requests apart from
-the tests' and from other operators'. None of them opens a listening port: metrics and the
-liveness endpoint are off (tests bind nothing but loopback, and need neither).
+the tests' and from other operators'. Metrics and the liveness endpoint are off unless a
+test gives them a port (it then reads them on 127.0.0.1).
 """
 
 from __future__ import annotations

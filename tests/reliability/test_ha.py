@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from devserver_operator.kube.client import KubeClient
@@ -30,6 +31,7 @@ from tests.reliability.harness import (
     wait_all_converged,
 )
 from tests.support.audit import AuditCursor
+from tests.support.hostile_http import unused_port
 from tests.support.operator_harness import custom_resource, wait_for, wait_for_condition
 
 pytestmark = pytest.mark.integration
@@ -96,8 +98,25 @@ def _replica(local: LocalControlPlane, user: str, namespace: str, work: Path) ->
         identity(local, user),
         work / f"{user}.log",
         [namespace],
-        {"peering": PEERING, "peering_lifetime": str(LIFETIME_SECONDS)},
+        {
+            "peering": PEERING,
+            "peering_lifetime": str(LIFETIME_SECONDS),
+            "metrics_port": str(unused_port()),  # for the devserver_leader gauge
+        },
     )
+
+
+async def _leader_gauge(replica: OperatorProcess) -> float | None:
+    url = f"http://127.0.0.1:{replica.settings['metrics_port']}/metrics"
+    async with httpx.AsyncClient(timeout=5) as http:
+        try:
+            text = (await http.get(url)).text
+        except httpx.TransportError:
+            return None
+    for line in text.splitlines():
+        if line.startswith("devserver_leader "):
+            return float(line.split()[1])
+    return None
 
 
 @pytest.fixture
@@ -145,6 +164,8 @@ async def test_one_replica_works_and_the_other_takes_over_when_it_dies_or_leaves
     # The leader did all the work, once: 3 children, status and kopf's record per server.
     assert len(writes[leader]) == len(first) * 5, writes[leader]
     assert replicas[standby].alive, replicas[standby].tail()
+    assert await _leader_gauge(replicas[leader]) == 1
+    assert await _leader_gauge(replicas[standby]) == 0
 
     # SIGKILL: no goodbye; the standby waits until the leader's keep-alive expires.
     replicas[leader].kill()
@@ -161,6 +182,7 @@ async def test_one_replica_works_and_the_other_takes_over_when_it_dies_or_leaves
     assert taken_over, "the standby took over"
     # What the dead replica did is not done again: the first servers need no write.
     assert _touching(taken_over, first) == [], taken_over
+    assert await _leader_gauge(replicas[standby]) == 1  # the gauge follows the lead
 
     # The killed replica comes back (as a restarted pod would): the older replica keeps the
     # lead, the newcomer only stands by.

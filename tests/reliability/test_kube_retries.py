@@ -8,6 +8,7 @@ import itertools
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -145,3 +146,47 @@ def test_apply_bodies_survive_the_servers_yaml_reader(text: str) -> None:
     body = _yaml_safe_json({"data": {"k": text}})
     assert yaml.safe_load(body.decode("utf-8")) == {"data": {"k": text}}
     assert json.loads(body) == {"data": {"k": text}}
+
+
+def _token_kubeconfig(directory: Path, token: str) -> Path:
+    (directory / "token").write_text(token, encoding="utf-8")
+    path = directory / "config"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "clusters": [{"name": "k", "cluster": {"server": "https://kube.invalid"}}],
+                "users": [{"name": "u", "user": {"tokenFile": "token"}}],
+                "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
+                "current-context": "c",
+            }
+        ),
+        encoding="utf-8",
+    )
+    return path
+
+
+async def test_a_refused_login_is_replaced_by_a_rotated_token_bounded(tmp_path: Path) -> None:
+    path = _token_kubeconfig(tmp_path, "old")
+    tokens: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        tokens.append(request.headers.get("Authorization", ""))
+        if request.headers.get("Authorization") != "Bearer new":
+            return httpx.Response(401, json={"kind": "Status", "reason": "Unauthorized"})
+        return httpx.Response(200, json=CONFIG_MAP)
+
+    async with KubeClient.from_kubeconfig(
+        str(path), transport=httpx.MockTransport(handler), retry=FAST
+    ) as kube:
+        # Refused, logged in again (the file still says "old"), refused again: an error,
+        # after exactly two sends.
+        with pytest.raises(KubeApiError) as refused:
+            await kube.get("v1", "ConfigMap", "c", "n")
+        assert refused.value.status == 401
+        assert tokens == ["Bearer old", "Bearer old"]
+
+        # The token was rotated: the next 401 logs in again and the request goes through.
+        (tmp_path / "token").write_text("new", encoding="utf-8")
+        tokens.clear()
+        assert await kube.get("v1", "ConfigMap", "c", "n") == CONFIG_MAP
+        assert tokens == ["Bearer old", "Bearer new"]

@@ -20,7 +20,8 @@ from devserver_operator.api.mcpserver import (
     EXACTLY_ONE_TARGET_MESSAGE,
     IMAGE_PINNED_MESSAGE,
     REMOTE_NO_WORKLOAD_MESSAGE,
-    STDIO_NEEDS_COMMAND_MESSAGE,
+    STDIO_IMAGE_ONE_PROCESS_MESSAGE,
+    STDIO_NEEDS_IMAGE_OR_COMMAND_MESSAGE,
     STDIO_REMOTE_MESSAGE,
 )
 from devserver_operator.api.teamaccess import (
@@ -123,10 +124,24 @@ INVALID_CASES: list[InvalidCase] = [
     ),
     InvalidCase(
         "MCPServer",
-        "stdio without command",
+        "stdio without image or command",
         {"transport": "stdio"},
         "cel",
-        STDIO_NEEDS_COMMAND_MESSAGE,
+        STDIO_NEEDS_IMAGE_OR_COMMAND_MESSAGE,
+    ),
+    InvalidCase(
+        "MCPServer",
+        "stdio image with two replicas",
+        {"transport": "stdio", "image": _IMAGE, "replicas": 2},
+        "cel",
+        STDIO_IMAGE_ONE_PROCESS_MESSAGE,
+    ),
+    InvalidCase(
+        "MCPServer",
+        "stdio image with autoscaling",
+        {"transport": "stdio", "image": _IMAGE, "autoscaling": {"maxReplicas": 1}},
+        "cel",
+        STDIO_IMAGE_ONE_PROCESS_MESSAGE,
     ),
     InvalidCase(
         "MCPServer",

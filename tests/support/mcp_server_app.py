@@ -29,6 +29,7 @@ import datetime
 import os
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -156,6 +157,36 @@ def modern_only(app: Any) -> Any:
     return wrapped
 
 
+def require_header(app: Any, name: str, expected_file: str) -> Any:
+    """ASGI wrapper: answer 401 unless header ``name`` equals the content of ``expected_file``
+    (read on every request, so a test rotates the credential by rewriting the file)."""
+    wanted = name.lower().encode()
+
+    async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            # A few bytes from a local file: blocking the loop that briefly is harmless.
+            expected = Path(expected_file).read_text().strip().encode()  # noqa: ASYNC240
+            given = next((v for k, v in scope["headers"] if k.lower() == wanted), None)
+            if given != expected:
+                await send({"type": "http.response.start", "status": 401, "headers": []})
+                await send({"type": "http.response.body", "body": b"unauthorized"})
+                return
+        await app(scope, receive, send)
+
+    return wrapped
+
+
+def run_guarded(server: MCPServer[Any], args: argparse.Namespace) -> None:
+    import uvicorn
+
+    if args.transport == "sse":
+        app = server.sse_app(host=args.host)
+    else:
+        app = server.streamable_http_app(json_response=args.json_response, host=args.host)
+    guarded = require_header(app, args.require_header, args.expected_file)
+    uvicorn.run(guarded, host=args.host, port=args.port, log_level="warning")
+
+
 def run_modern_only(server: MCPServer[Any], host: str, port: int, json_response: bool) -> None:
     import uvicorn
 
@@ -176,12 +207,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--modern-only", action="store_true", help="streamable HTTP: speak 2026-07-28 only"
     )
+    parser.add_argument("--require-header", help="answer 401 without this header ...")
+    parser.add_argument("--expected-file", help="... equal to this file's content")
     parser.add_argument("--parent-pid", type=int, help="exit when this process is gone")
     args = parser.parse_args(argv)
     if args.parent_pid:
         exit_with_parent(args.parent_pid)
     server = build_server(extra_tools=args.tools, page_size=args.page_size)
-    if args.transport == "sse":
+    if args.require_header:
+        run_guarded(server, args)
+    elif args.transport == "sse":
         server.run("sse", host=args.host, port=args.port)
     elif args.modern_only:
         run_modern_only(server, args.host, args.port, args.json_response)

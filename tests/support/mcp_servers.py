@@ -84,12 +84,15 @@ class McpServerProcess:
         json_response: bool = False,
         port: int | None = None,
         modern_only: bool = False,
+        required_header: tuple[str, Path] | None = None,
     ) -> None:
         self.transport: Transport = transport
         self.extra_tools = tools
         self.page_size = page_size
         self.json_response = json_response
         self.modern_only = modern_only
+        self.required_header = required_header
+        """(header, file): requests without that header, equal to the file's content, get 401."""
         self.port = port if port is not None else _free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the server
@@ -134,6 +137,9 @@ class McpServerProcess:
             argv.append("--json-response")
         if self.modern_only:
             argv.append("--modern-only")
+        if self.required_header is not None:
+            header, path = self.required_header
+            argv += ["--require-header", header, "--expected-file", str(path)]
         return argv
 
     def start(self, timeout: float = STARTUP_TIMEOUT_SECONDS) -> None:

@@ -8,6 +8,7 @@ request counters. Waits are bounded and print the object when they give up.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -204,3 +205,22 @@ def custom_resource(kind: str, name: str, namespace: str, spec: dict[str, Any]) 
         "metadata": {"name": name, "namespace": namespace},
         "spec": spec,
     }
+
+
+def start_in_place(stopped: RunningOperator) -> None:
+    """Start a stopped operator again in the same object, so that fixtures holding it see the
+    running one (its settings, thread and error list)."""
+    fresh = start_operator(Path(str(stopped.settings.kubeconfig)))
+    stopped.settings, stopped.thread, stopped.errors = fresh.settings, fresh.thread, fresh.errors
+    stopped.stop_flag, stopped.ready_flag = fresh.stop_flag, fresh.ready_flag
+
+
+@contextlib.contextmanager
+def paused(session_operator: RunningOperator) -> Iterator[None]:
+    """The session's operator stopped meanwhile: a test that runs its own operator (another
+    identity, other settings) must not race it for the same objects."""
+    session_operator.stop()
+    try:
+        yield
+    finally:
+        start_in_place(session_operator)

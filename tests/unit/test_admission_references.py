@@ -55,6 +55,23 @@ def test_the_bridge_image_is_a_workload_too() -> None:
     assert requirement.image == BRIDGE
 
 
+def test_a_stdio_image_is_a_workload_of_its_own_image_with_secrets_checked() -> None:
+    """Attached by the operator's proxy, the image still runs the author's choice: pods or the
+    allow-list, as any image; the proxy (the operator's image) is nobody's choice."""
+    spec = MCPServerSpec.model_validate(
+        {
+            "transport": "stdio",
+            "image": IMAGE,
+            "args": ["stdio"],
+            "env": [{"name": "T", "valueFrom": {"secretKeyRef": {"name": "gh", "key": "token"}}}],
+        }
+    )
+    found = requirements("MCPServer", spec, bridge_image=BRIDGE)
+    workload = [r for r in found if r.resource == "pods"]
+    assert [(r.field, r.image) for r in workload] == [("spec.image", IMAGE)]
+    assert ("secrets", "get", "gh") in {(r.resource, r.verb, r.name) for r in found}
+
+
 @pytest.mark.parametrize(
     ("extra", "expected"),
     [
@@ -168,6 +185,62 @@ def test_workflowintegration_references() -> None:
 def test_openhands_only_reads_nothing() -> None:
     spec = {"openHands": {"configMapName": "openhands-mcp"}}
     assert rights("WorkflowIntegration", spec) == set()
+
+
+def test_openhands_copies_the_header_secrets_of_the_selected_servers() -> None:
+    """The OpenHands Secret carries the MCPServers' header values: its author must be able
+    to read the Secrets they come from."""
+    spec = WorkflowIntegrationSpec.model_validate(
+        {"mcpServers": {"names": ["github"]}, "openHands": {"configMapName": "oh"}}
+    )
+    found = requirements(
+        "WorkflowIntegration",
+        spec,
+        bridge_image=BRIDGE,
+        openhands_headers=[("github", "github-token"), ("github", "github-token")],
+    )
+    assert [(r.field, r.resource, r.verb, r.name, r.reaches) for r in found] == [
+        (
+            "spec.openHands (a header of MCPServer github)",
+            "secrets",
+            "get",
+            "github-token",
+            "openhands secret oh",
+        )
+    ]
+    # Without openHands nothing is copied, whatever the servers send.
+    no_openhands = WorkflowIntegrationSpec.model_validate(
+        {
+            "mcpServers": {"names": ["github"]},
+            "n8n": {"url": "http://n8n", "apiKeySecretRef": {"name": "n8n-api", "key": "k"}},
+        }
+    )
+    found = requirements(
+        "WorkflowIntegration",
+        no_openhands,
+        bridge_image=BRIDGE,
+        openhands_headers=[("github", "github-token")],
+    )
+    assert [r.name for r in found] == ["n8n-api"]
+
+
+def test_turning_openhands_on_checks_the_header_secrets_an_unrelated_edit_does_not() -> None:
+    old = {
+        "mcpServers": {"names": ["github"]},
+        "n8n": {"url": "http://n8n", "apiKeySecretRef": {"name": "n8n-api", "key": "k"}},
+    }
+    new = {**old, "openHands": {"configMapName": "oh"}}
+    headers = [("github", "github-token")]
+    kind = "WorkflowIntegration"
+    turned_on = needed(
+        review("UPDATE", new, old, kind), bridge_image=BRIDGE, openhands_headers=headers
+    )
+    assert [r.name for r in turned_on] == ["github-token"]
+    edited = {**new, "syncInterval": "10m"}
+    unrelated = needed(
+        review("UPDATE", edited, new, kind), bridge_image=BRIDGE, openhands_headers=headers
+    )
+    assert unrelated == []
 
 
 # -- AlertRule ------------------------------------------------------------------------------
@@ -417,3 +490,13 @@ def test_creating_an_existing_foreign_service_account_needs_pod_rights() -> None
     assert field in {(r.field, r.resource, r.verb, r.name) for r in taken}
     other = requirements("MCPServer", spec, bridge_image=BRIDGE, foreign_accounts={"else"})
     assert [r.key for r in other] == [r.key for r in fresh]
+
+
+def test_creating_an_existing_account_named_after_the_server_needs_pod_rights() -> None:
+    spec = MCPServerSpec.model_validate({"image": IMAGE, "serviceAccount": {"create": True}})
+    fresh = requirements("MCPServer", spec, bridge_image=BRIDGE)
+    taken = requirements("MCPServer", spec, bridge_image=BRIDGE, foreign_accounts={"github"})
+    assert [r.field for r in fresh if r.field.startswith("spec.serviceAccount")] == []
+    assert [(r.field, r.resource, r.verb) for r in taken if r.image is None] == [
+        ("spec.serviceAccount.create (the account github)", "pods", "create")
+    ]

@@ -184,17 +184,12 @@ def test_stdio_runs_the_command_behind_the_bridge() -> None:
     assert args[args.index("--port") + 1] == "8080"
 
 
-def test_stdio_with_own_image_keeps_it() -> None:
-    server = container(
-        children(
-            {
-                "transport": "stdio",
-                "image": "my/bridge-with-python:2.0",
-                "command": ["uvx", "mcp-server-fetch"],
-            }
-        )
+def test_stdio_with_an_image_is_attached_not_bridged() -> None:
+    objects = children(
+        {"transport": "stdio", "image": "my/python:2.0", "command": ["uvx", "mcp-server-fetch"]}
     )
-    assert server["image"] == "my/bridge-with-python:2.0"
+    assert "StatefulSet" in objects  # tests/unit/test_builders_mcpserver_stdio.py has the rest
+    assert "supergateway" not in str(objects)
 
 
 def test_http_server_command_args_and_env() -> None:

@@ -422,7 +422,11 @@ class TestTemplates:
         ("given", "message"),
         [
             ({}, "needs parameter openhandsUrl"),
-            ({"openhandsUrl": "http://o", "sessionKey": "x"}, "has no parameter sessionKey"),
+            ({"openhandsUrl": "http://o"}, "needs parameter llmModel"),
+            (
+                {"openhandsUrl": "http://o", "llmModel": "m", "sessionKey": "x"},
+                "has no parameter sessionKey",
+            ),
         ],
     )
     def test_parameters_are_checked(self, given: dict[str, str], message: str) -> None:
@@ -435,7 +439,8 @@ class TestTemplates:
     def test_openhands_without_a_session_key(self) -> None:
         spec = Workflow.model_validate(
             {"name": "t", "template": {"name": "openhands-task-webhook",
-                                       "parameters": {"openhandsUrl": "http://oh:3000/"}}}
+                                       "parameters": {"openhandsUrl": "http://oh:3000/",
+                                                      "llmModel": "openai/gpt-4o"}}}
         )  # fmt: skip
         desired = build_workflow(OWNER, spec, servers=[], credentials={})
         request = next(n for n in desired.workflow["nodes"] if n["name"] == "Start conversation")
@@ -449,7 +454,11 @@ class TestTemplates:
                 "name": "t",
                 "template": {
                     "name": "openhands-task-webhook",
-                    "parameters": {"openhandsUrl": "http://oh", "sessionApiKeyCredential": "oh"},
+                    "parameters": {
+                        "openhandsUrl": "http://oh",
+                        "llmModel": "openai/gpt-4o",
+                        "sessionApiKeyCredential": "oh",
+                    },
                 },
             }
         )

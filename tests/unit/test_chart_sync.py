@@ -267,7 +267,7 @@ def test_manifests_command_checks_and_writes(
 
     assert main(["manifests", "--check", str(REPO)]) == 0
     for source in ("charts/devserver-operator/files/grafana-dashboard.json",
-                   "gitops/argocd/health.lua"):  # fmt: skip
+                   "gitops/argocd/health.lua", "README.md"):  # fmt: skip
         (tmp_path / source).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / source).write_text((REPO / source).read_text())
     assert main(["manifests", "--check", str(tmp_path)]) == 1

@@ -135,3 +135,52 @@ def test_a_bad_value_is_refused_with_the_flag_name(capsys: pytest.CaptureFixture
 
     assert main(["run", "--resync-interval", "1"]) == 2
     assert "--resync-interval" in capsys.readouterr().err
+
+
+def test_the_readme_lists_exactly_the_flags_of_run_help(capsys: pytest.CaptureFixture[str]) -> None:
+    import re
+    from pathlib import Path
+
+    from devserver_operator.cli import main
+    from devserver_operator.cli_reference import BEGIN, END
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index(BEGIN) : readme.index(END)]
+    documented = re.findall(r"`(--?[a-z][a-z-]*)`", table)
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    options = capsys.readouterr().out.split("settings:", 1)[1]
+    # Option lines of argparse's help: "  --flag VALUE" or "  -n VALUE, --namespace VALUE".
+    shown = [
+        flag
+        for line in options.splitlines()
+        if line.startswith("  -")
+        for flag in re.findall(r"(?:^|, )(--?[a-z][a-z-]*)", line.strip())
+    ]
+    assert documented and sorted(documented) == sorted(shown)
+    for line in table.splitlines()[3:]:
+        assert "Env: DEVSERVER_OPERATOR_" in line, line
+
+
+def test_kubeconfig_and_context_flags_choose_the_login(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from devserver_operator.cli import build_parser, settings_from_args
+    from devserver_operator.kube.credentials import load_credentials
+
+    config = tmp_path / "config"
+    config.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: a\n"
+        "clusters: [{name: a, cluster: {server: 'https://a'}},"
+        " {name: b, cluster: {server: 'https://b'}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
+        "contexts: [{name: a, context: {cluster: a, user: u}},"
+        " {name: b, context: {cluster: b, user: u}}]\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("DEVSERVER_OPERATOR_CONTEXT", "a")
+    args = build_parser().parse_args(["run", "--kubeconfig", str(config), "--context", "b"])
+    settings = settings_from_args(args)
+    assert (settings.kubeconfig, settings.context) == (str(config), "b")
+    assert load_credentials(settings.kubeconfig, settings.context).server == "https://b"

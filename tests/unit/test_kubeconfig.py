@@ -1,8 +1,12 @@
-"""Reading kubeconfigs and the in-cluster service account without the kubernetes library."""
+"""Reading kubeconfigs (merged as kubectl merges them), the in-cluster service account, and
+login plugins (run for real: small scripts)."""
 
 from __future__ import annotations
 
 import base64
+import datetime
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +15,7 @@ import yaml
 
 from devserver_operator.kube import kubeconfig
 from devserver_operator.kube.client import Credentials
+from devserver_operator.kube.credentials import load_credentials
 from devserver_operator.kube.kubeconfig import KubeconfigError, PluginUserError, read_kubeconfig
 
 
@@ -115,3 +120,158 @@ def test_credentials_use_kubeconfig_env_then_the_service_account(
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST")
     with pytest.raises(KubeconfigError, match="not in a cluster"):
         Credentials.from_kubeconfig()
+
+
+# -- several files, as kubectl merges $KUBECONFIG ------------------------------------------
+
+
+def _config(
+    current: str | None,
+    clusters: dict[str, dict[str, Any]],
+    users: dict[str, Any],
+    contexts: dict[str, tuple[str, str]],
+) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": n, "cluster": c} for n, c in clusters.items()],
+        "users": [{"name": n, "user": u} for n, u in users.items()],
+        "contexts": [
+            {"name": n, "context": {"cluster": c, "user": u}} for n, (c, u) in contexts.items()
+        ],
+    }
+    if current:
+        config["current-context"] = current
+    return config
+
+
+def _file(directory: Path, config: dict[str, Any]) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "config"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def test_kubeconfig_files_merge_first_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = _file(
+        tmp_path / "first",
+        _config(
+            None,  # no current-context here: the next file that sets one decides
+            {"shared": {"server": "https://first"}},
+            {"shared-user": {"token": "from-first"}},
+            {"shared-ctx": ("shared", "shared-user")},
+        ),
+    )
+    second = _file(
+        tmp_path / "second",
+        _config(
+            "own-ctx",
+            {
+                "shared": {"server": "https://second"},
+                "own": {"server": "https://own", "certificate-authority": "ca.crt"},
+            },
+            {"shared-user": {"token": "from-second"}, "own-user": {"tokenFile": "token"}},
+            {"shared-ctx": ("own", "own-user"), "own-ctx": ("own", "own-user")},
+        ),
+    )
+    (tmp_path / "second" / "token").write_text("second-token\n", encoding="utf-8")
+    third = _file(tmp_path / "third", _config("shared-ctx", {}, {}, {}))
+    missing = tmp_path / "missing" / "config"
+    monkeypatch.setenv("KUBECONFIG", os.pathsep.join(map(str, [missing, first, second, third])))
+
+    assert kubeconfig.kubeconfig_paths(None) == [first, second, third]
+    merged = kubeconfig.merge_kubeconfigs(kubeconfig.kubeconfig_paths(None))
+    assert merged["current-context"] == "own-ctx"  # the first file that sets one
+    assert [c["cluster"]["server"] for c in merged["clusters"]] == ["https://first", "https://own"]
+
+    current = load_credentials()
+    assert current.server == "https://own"
+    # Relative paths mean what they meant in their own file.
+    assert current.ca_path == str(tmp_path / "second" / "ca.crt")
+    assert current.token == "second-token"
+    assert current.token_file == str(tmp_path / "second" / "token")
+
+    # --context: the first file's definition of the context, cluster and user wins.
+    shared = load_credentials(None, "shared-ctx")
+    assert (shared.server, shared.token) == ("https://first", "from-first")
+
+    # --kubeconfig: that file alone, like kubectl.
+    with pytest.raises(KubeconfigError, match="names no current-context"):
+        load_credentials(str(first))
+    assert load_credentials(str(first), "shared-ctx").token == "from-first"
+    with pytest.raises(KubeconfigError, match="no context named 'own-ctx'"):
+        load_credentials(str(first), "own-ctx")
+
+
+def test_a_context_without_a_kubeconfig_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
+    with pytest.raises(KubeconfigError, match="--context 'x' needs a kubeconfig"):
+        load_credentials(None, "x")
+
+
+def test_a_rotated_token_file_is_noticed(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("one\n", encoding="utf-8")
+    path = _file(
+        tmp_path,
+        _config(
+            "c", {"k": {"server": "https://k"}}, {"u": {"tokenFile": "token"}}, {"c": ("k", "u")}
+        ),
+    )
+    credentials = load_credentials(str(path))
+    assert credentials.token == "one" and not credentials.token_file_changed()
+    token.write_text("two\n", encoding="utf-8")
+    assert credentials.token_file_changed()
+    assert load_credentials(str(path)).token == "two"
+
+
+EXEC_PLUGIN = """
+import datetime, json, os, sys
+now = datetime.datetime.now(datetime.timezone.utc)
+expires = now + datetime.timedelta(seconds=int(sys.argv[1]))
+info = json.loads(os.environ["KUBERNETES_EXEC_INFO"])
+status = {"token": "plugin-token", "expirationTimestamp": expires.strftime("%Y-%m-%dT%H:%M:%SZ")}
+print(json.dumps({"apiVersion": info["apiVersion"], "kind": "ExecCredential", "status": status}))
+"""
+
+
+@pytest.mark.parametrize("lifetime", [600, 30, 0])
+def test_an_exec_plugin_token_is_replaced_before_it_expires(tmp_path: Path, lifetime: int) -> None:
+    plugin = tmp_path / "plugin.py"
+    plugin.write_text(EXEC_PLUGIN, encoding="utf-8")
+    user = {
+        "exec": {
+            "apiVersion": "client.authentication.k8s.io/v1",
+            "command": sys.executable,
+            "args": [str(plugin), str(lifetime)],
+        }
+    }
+    path = _file(
+        tmp_path, _config("c", {"k": {"server": "https://k"}}, {"u": user}, {"c": ("k", "u")})
+    )
+    before = datetime.datetime.now(datetime.UTC)
+    credentials = load_credentials(str(path))
+    assert credentials.token == "plugin-token"
+    assert credentials.refresh_at is not None
+    expires = before + datetime.timedelta(seconds=lifetime)
+    # Up to a minute (a fifth of a short lifetime) early, but never within 5 s of the login:
+    # a plugin that hands out expired tokens is not run in a loop.
+    earliest = expires - min(
+        datetime.timedelta(seconds=60), datetime.timedelta(seconds=lifetime) / 5
+    )
+    assert credentials.refresh_at >= max(
+        earliest, before + datetime.timedelta(seconds=5)
+    ) - datetime.timedelta(seconds=2)
+    assert credentials.refresh_at <= max(expires, before + datetime.timedelta(seconds=7))
+    assert credentials.as_connection_info().expiration == credentials.refresh_at
+
+
+def test_a_failing_exec_plugin_is_named(tmp_path: Path) -> None:
+    user = {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": "false"}}
+    path = _file(
+        tmp_path, _config("c", {"k": {"server": "https://k"}}, {"u": user}, {"c": ("k", "u")})
+    )
+    with pytest.raises(KubeconfigError, match="plugin"):
+        load_credentials(str(path))

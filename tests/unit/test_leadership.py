@@ -13,6 +13,7 @@ import kopf
 import pytest
 from kopf._cogs.aiokits import aiotoggles
 from kopf._core.engines import peering
+from prometheus_client import REGISTRY
 
 from devserver_operator import leadership
 from devserver_operator.leadership import PEERING_LOGGER, start_priority, watching_the_lead
@@ -57,22 +58,39 @@ async def test_lead_watch_follows_kopfs_pause_and_resume() -> None:
     settings.peering.name = "ha"
     settings.peering.priority = -10
     paused = aiotoggles.Toggle(True)  # kopf starts every peering operator paused
-    with watching_the_lead() as lead:
+    with watching_the_lead("ha") as lead:
         await _process(_event(me=-10, older=-5), settings, paused)
         assert paused.is_on() and not lead.leading and not lead.lost.is_set()
+        assert _leader_gauge() == 0
 
         await _process(_event(me=-10), settings, paused)
         assert paused.is_off() and lead.leading and not lead.lost.is_set()
+        assert _leader_gauge() == 1
 
         await _process(_event(me=-10, freezer=0), settings, paused)
         assert paused.is_on() and not lead.leading and lead.lost.is_set()
+        assert _leader_gauge() == 0
+
+
+def _leader_gauge() -> float:
+    value = REGISTRY.get_sample_value("devserver_leader")
+    assert value is not None
+    return value
+
+
+def test_a_replica_without_peering_always_leads() -> None:
+    with watching_the_lead("ha"):
+        assert _leader_gauge() == 0
+    lead = leadership.standalone()
+    assert lead.leading and lead.peering is None and not lead.lost.is_set()
+    assert _leader_gauge() == 1
 
 
 def test_watching_the_lead_leaves_the_logger_as_it_was() -> None:
     peering_logger = logging.getLogger(PEERING_LOGGER)
     peering_logger.setLevel(logging.WARNING)
     try:
-        with watching_the_lead() as lead:
+        with watching_the_lead("ha") as lead:
             assert peering_logger.isEnabledFor(logging.INFO)
             assert lead in peering_logger.handlers
         assert peering_logger.level == logging.WARNING

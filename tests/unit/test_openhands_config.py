@@ -3,6 +3,7 @@ mcpServers JSON, in an owned ConfigMap."""
 
 from __future__ import annotations
 
+import base64
 import json
 import tomllib
 
@@ -15,6 +16,7 @@ from devserver_operator.builders.openhands import (
     MCP_JSON_KEY,
     OpenHandsServer,
     build_openhands_config_map,
+    build_openhands_secret,
     legacy_config_toml,
     mcp_servers_json,
 )
@@ -56,11 +58,28 @@ def test_legacy_toml_without_servers_is_valid_and_empty() -> None:
     assert parsed_toml([]) == {"sse_servers": [], "shttp_servers": []}
 
 
-def test_api_key_when_given() -> None:
-    mcp = parsed_toml([OpenHandsServer("k", "http://k/mcp", "streamable-http", api_key="t0k")])
-    assert mcp["shttp_servers"] == [{"url": "http://k/mcp", "api_key": "t0k"}]
-    entry = json.loads(mcp_servers_json([OpenHandsServer("k", "http://k/mcp", "sse", "t0k")]))
-    assert entry["mcpServers"]["k"]["headers"] == {"Authorization": "Bearer t0k"}
+AUTHENTICATED = OpenHandsServer(
+    "github", "http://github/mcp", "streamable-http", (("Authorization", "Bearer t0k"),)
+)
+
+
+def test_headers_go_to_the_secret_and_never_to_the_config_map() -> None:
+    config_map = build_openhands_config_map(OWNER, "openhands-mcp", [AUTHENTICATED])
+    assert "t0k" not in json.dumps(config_map)
+    secret = build_openhands_secret(OWNER, "openhands-mcp", [AUTHENTICATED, SERVERS[1]])
+    assert secret["kind"] == "Secret" and set(secret["data"]) == {MCP_JSON_KEY}
+    assert "stringData" not in secret  # the live Secret has data only: compares equal
+    full = json.loads(base64.b64decode(secret["data"][MCP_JSON_KEY]))
+    assert full["mcpServers"] == {
+        "github": {
+            "url": "http://github/mcp",
+            "transport": "http",
+            "headers": {"Authorization": "Bearer t0k"},
+        },
+        "legacy": {"url": "http://legacy.team-a.svc:8080/sse", "transport": "sse"},
+    }
+    assert secret["metadata"]["ownerReferences"][0]["uid"] == OWNER.uid
+    kubernetes_validate.validate(secret, "1.35.0", strict=True)
 
 
 @pytest.mark.parametrize(

@@ -94,9 +94,11 @@ def test_custom_resources_status_and_finalizers() -> None:
         assert granted(rules, GROUP, f"{info.plural}/finalizers") == {"update"}
 
 
-def test_secrets_are_read_by_name_only() -> None:
+def test_secrets_are_read_by_name_only_and_written_only_for_openhands() -> None:
+    # No list, no watch, no update: referenced Secrets are read by name; create, patch and
+    # delete serve the OpenHands Secret, which the code writes only while it controls it.
     for mode in InstallMode:
-        assert granted(operator_rules(mode), "", "secrets") == {"get"}
+        assert granted(operator_rules(mode), "", "secrets") == {"get", "create", "patch", "delete"}
 
 
 def test_bind_only_the_team_roles() -> None:

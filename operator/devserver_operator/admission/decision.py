@@ -9,9 +9,11 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from devserver_operator.api import API_VERSION
 from devserver_operator.api.alertrule import AlertRuleSpec
 from devserver_operator.api.mcpserver import MCPServerSpec
 from devserver_operator.api.workflowintegration import WorkflowIntegrationSpec
+from devserver_operator.builders.workflowintegration import select_mcp_servers
 from devserver_operator.kube.client import KubeClient
 
 from .references import Requirement, changed, image_allowed, requirements
@@ -33,7 +35,11 @@ class BadReviewError(ValueError):
 
 
 def needed(
-    request: Mapping[str, Any], *, bridge_image: str, foreign_accounts: Collection[str] = ()
+    request: Mapping[str, Any],
+    *,
+    bridge_image: str,
+    foreign_accounts: Collection[str] = (),
+    openhands_headers: Collection[tuple[str, str]] = (),
 ) -> list[Requirement]:
     """The requirements to check for one admission request: all of them on create, the new
     ones on update. Raises ValidationError for a spec the operator's model refuses.
@@ -48,7 +54,13 @@ def needed(
     if not isinstance(new_object, Mapping):
         raise BadReviewError("the request carries no object")
     spec = model.model_validate(new_object.get("spec") or {})
-    wanted = requirements(kind, spec, bridge_image=bridge_image, foreign_accounts=foreign_accounts)
+    wanted = requirements(
+        kind,
+        spec,
+        bridge_image=bridge_image,
+        foreign_accounts=foreign_accounts,
+        openhands_headers=openhands_headers,
+    )
     old_object = request.get("oldObject")
     if request.get("operation") != "UPDATE" or not isinstance(old_object, Mapping):
         return wanted
@@ -56,7 +68,12 @@ def needed(
         old_spec = model.model_validate(old_object.get("spec") or {})
     except ValidationError:
         return wanted  # an old spec the model no longer accepts vouches for nothing
-    return changed(wanted, requirements(kind, old_spec, bridge_image=bridge_image))
+    # The old spec is given the same servers: a header copied before is not checked again,
+    # one that is new (a new server selected, a new openHands target) is.
+    previous = requirements(
+        kind, old_spec, bridge_image=bridge_image, openhands_headers=openhands_headers
+    )
+    return changed(wanted, previous)
 
 
 async def refusals(
@@ -142,7 +159,13 @@ async def decide(
         raise BadReviewError("not an AdmissionReview request")
     try:
         foreign = await foreign_accounts(kube, request)
-        wanted = needed(request, bridge_image=bridge_image, foreign_accounts=foreign)
+        headers = await openhands_header_secrets(kube, request)
+        wanted = needed(
+            request,
+            bridge_image=bridge_image,
+            foreign_accounts=foreign,
+            openhands_headers=headers,
+        )
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
@@ -168,8 +191,12 @@ async def foreign_accounts(kube: KubeClient, request: Mapping[str, Any]) -> set[
     if not isinstance(new_object, Mapping):
         return set()
     account = (new_object.get("spec") or {}).get("serviceAccount") or {}
-    name = account.get("name") if isinstance(account, Mapping) else None
-    if not (isinstance(account, Mapping) and account.get("create") and isinstance(name, str)):
+    if not (isinstance(account, Mapping) and account.get("create")):
+        return set()
+    # Without a name the operator names the account after the MCPServer (builders'
+    # service_account_name); an existing account of that name is taken over just the same.
+    name = account.get("name") or (new_object.get("metadata") or {}).get("name")
+    if not isinstance(name, str) or not name:
         return set()
     namespace = str(request.get("namespace") or "")
     existing = await kube.get("v1", "ServiceAccount", name, namespace)
@@ -180,6 +207,32 @@ async def foreign_accounts(kube: KubeClient, request: Mapping[str, Any]) -> set[
     if uid and any(owner.get("uid") == uid for owner in owners):
         return set()
     return {name}
+
+
+async def openhands_header_secrets(
+    kube: KubeClient, request: Mapping[str, Any]
+) -> set[tuple[str, str]]:
+    """(MCPServer, Secret) of the headers of the MCPServers a WorkflowIntegration with
+    ``openHands`` selects now (by name or label). A server selected later is not seen here:
+    its own author was checked for those Secrets when it was admitted."""
+    if str((request.get("kind") or {}).get("kind") or "") != "WorkflowIntegration":
+        return set()
+    new_object = request.get("object")
+    if not isinstance(new_object, Mapping):
+        return set()
+    try:
+        spec = WorkflowIntegrationSpec.model_validate(new_object.get("spec") or {})
+    except ValidationError:
+        return set()  # needed() reports it
+    if spec.open_hands is None or spec.mcp_servers is None:
+        return set()
+    namespace = str(request.get("namespace") or "")
+    bodies = await kube.list(API_VERSION, "MCPServer", namespace)
+    return {
+        (server.name, ref.secret)
+        for server in select_mcp_servers(spec.mcp_servers, bodies)
+        for ref in server.headers
+    }
 
 
 def _answer(

@@ -44,17 +44,26 @@ class Requirement:
 
 
 def requirements(
-    kind: str, spec: Any, *, bridge_image: str, foreign_accounts: Collection[str] = ()
+    kind: str,
+    spec: Any,
+    *,
+    bridge_image: str,
+    foreign_accounts: Collection[str] = (),
+    openhands_headers: Collection[tuple[str, str]] = (),
 ) -> list[Requirement]:
     """Every right ``spec`` (a parsed spec model of ``kind``) needs of its author.
 
     ``foreign_accounts``: names of ServiceAccounts that exist in the namespace and are not
     owned by this object. One the MCPServer would "create" is taken over, so it counts as
-    named, not fresh."""
+    named, not fresh.
+
+    ``openhands_headers``: (MCPServer, Secret) of every header of the MCPServers a
+    WorkflowIntegration selects now; with ``openHands`` the operator copies those values into
+    the OpenHands Secret, which whoever may read that Secret (or mount it) then reads."""
     if isinstance(spec, MCPServerSpec):
         return list(_mcpserver(spec, bridge_image, foreign_accounts))
     if isinstance(spec, WorkflowIntegrationSpec):
-        return list(_workflowintegration(spec))
+        return list(_workflowintegration(spec, openhands_headers))
     if isinstance(spec, AlertRuleSpec):
         return list(_alertrule(spec))
     raise TypeError(f"no admission rules for {kind}")
@@ -112,10 +121,16 @@ def _mcpserver(
     image = spec.image if spec.image is not None else bridge_image
     account = spec.service_account
     named_account = account.name if account is not None and not account.create else None
-    if account is not None and account.create and account.name in foreign_accounts:
+    account_field = "spec.serviceAccount.name"
+    if account is not None and account.create and foreign_accounts:
         # create: true on an existing account owned by someone else: the operator's forced
-        # apply would take it over, so it is as good as naming it.
-        named_account = account.name
+        # apply would take it over, so it is as good as naming it. foreign_accounts holds at
+        # most the one account this MCPServer creates (named, or named after the MCPServer).
+        if account.name is None:
+            named_account = sorted(foreign_accounts)[0]
+            account_field = f"spec.serviceAccount.create (the account {named_account})"
+        elif account.name in foreign_accounts:
+            named_account = account.name
     # Whatever the pod runs receives every Secret and ConfigMap it mounts, so they belong to
     # the workload: a change of image, command, args or account checks them all again.
     workload = (
@@ -127,7 +142,7 @@ def _mcpserver(
     if named_account is not None:
         # A named account carries its own rights (and cloud identity): only who may create
         # pods may run code as it. The account the MCPServer creates itself is fresh.
-        yield Requirement("spec.serviceAccount.name", "pods", "create", "", workload)
+        yield Requirement(account_field, "pods", "create", "", workload)
     for index, env in enumerate(spec.env or []):
         source = env.get("valueFrom") or {}
         field = f"spec.env[{index}].valueFrom"
@@ -171,9 +186,16 @@ def _get(resource: str, field: str, ref: dict[str, Any], reaches: str) -> Requir
     return Requirement(field, resource, "get", str(ref.get("name") or ""), reaches)
 
 
-def _workflowintegration(spec: WorkflowIntegrationSpec) -> Iterable[Requirement]:
+def _workflowintegration(
+    spec: WorkflowIntegrationSpec, openhands_headers: Collection[tuple[str, str]]
+) -> Iterable[Requirement]:
+    if spec.open_hands is not None:
+        target = f"openhands secret {spec.open_hands.config_map_name}"
+        for server, secret in sorted(set(openhands_headers)):
+            field = f"spec.openHands (a header of MCPServer {server})"
+            yield Requirement(field, "secrets", "get", secret, target)
     if spec.n8n is None:
-        return  # OpenHands only: the operator writes a ConfigMap and reads nothing secret.
+        return
     n8n = f"url {spec.n8n.url}"
     yield Requirement(
         "spec.n8n.apiKeySecretRef.name", "secrets", "get", spec.n8n.api_key_secret_ref.name, n8n

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from devserver_operator.kube.client import Credentials, KubeClient
+from devserver_operator.kube.client import KubeClient
 from devserver_operator.settings import OperatorSettings
 
 from . import WEBHOOK_PATH
@@ -176,7 +176,8 @@ async def admission_webhook(settings: OperatorSettings) -> AsyncIterator[None]:
     if not settings.admission_port:
         yield
         return
-    kube = KubeClient(Credentials.from_kubeconfig(settings.kubeconfig))
+    # It serves across kopf's restarts (peering), so it logs in on its own, by the same rules.
+    kube = KubeClient.from_kubeconfig(settings.kubeconfig, settings.context)
     try:
         certificates = Certificates(settings, kube)
         await certificates.refresh()

@@ -36,8 +36,13 @@ EXACTLY_ONE_TARGET_MESSAGE = (
     "only stdio servers may leave both empty, to run in the bridge image"
 )
 STDIO_REMOTE_MESSAGE = "transport stdio cannot be remote: a url must speak streamable-http or sse"
-STDIO_NEEDS_COMMAND_MESSAGE = (
-    "transport stdio needs command: the bridge runs it and speaks stdio to it"
+STDIO_NEEDS_IMAGE_OR_COMMAND_MESSAGE = (
+    "transport stdio needs an image (run as it is, its entrypoint being the server) or a "
+    "command (run by the bridge in the bridge image)"
+)
+STDIO_IMAGE_ONE_PROCESS_MESSAGE = (
+    "a stdio server image runs one server process behind one proxy: replicas may be 0 or 1, "
+    "and autoscaling is not available"
 )
 REMOTE_NO_WORKLOAD_MESSAGE = (
     "command, args, env, envFrom, volumes, replicas and autoscaling apply only to a workload, "
@@ -143,7 +148,9 @@ class ServiceAccountSpec(ApiModel):
     """The identity the server's pods run as."""
 
     create: bool = False
-    """Create a ServiceAccount owned by this MCPServer (named after it unless name is set)."""
+    """Create a ServiceAccount owned by this MCPServer (named after it unless name is set).
+    An existing account of that name that this MCPServer does not own is never taken over:
+    the server stalls with ServiceAccountConflict."""
     name: ObjectName | None = None
     """Name of the ServiceAccount to use or create; the namespace's default when empty."""
     annotations: AnnotationMap | None = None
@@ -251,8 +258,14 @@ class MCPServerSpec(ApiModel):
                 {
                     # An empty list is present to has(): the model refuses it, so must this.
                     "rule": "!has(self.transport) || self.transport != 'stdio' || "
-                    "(has(self.command) && size(self.command) > 0)",
-                    "message": STDIO_NEEDS_COMMAND_MESSAGE,
+                    "has(self.image) || (has(self.command) && size(self.command) > 0)",
+                    "message": STDIO_NEEDS_IMAGE_OR_COMMAND_MESSAGE,
+                },
+                {
+                    "rule": "!has(self.transport) || self.transport != 'stdio' || "
+                    "!has(self.image) || (!has(self.autoscaling) && "
+                    "(!has(self.replicas) || self.replicas <= 1))",
+                    "message": STDIO_IMAGE_ONE_PROCESS_MESSAGE,
                 },
                 {
                     "rule": "!has(self.url) || (!has(self.command) && !has(self.args) && "
@@ -277,20 +290,24 @@ class MCPServerSpec(ApiModel):
     }
 
     image: str | None = Field(default=None, min_length=1, max_length=512)
-    """Container image of the server, pinned by tag or digest (workload mode). For stdio it must
-    contain the bridge; when empty, stdio servers run in the operator's bridge image (Node.js)."""
+    """Container image of the server, pinned by tag or digest (workload mode). With transport
+    stdio the image runs as it is (its entrypoint is the server; any base, scratch included)
+    and a proxy attaches to its stdin and stdout; when empty, stdio servers run their command
+    in the operator's bridge image (Node.js)."""
     url: str | None = Field(default=None, pattern=URL_PATTERN, max_length=2048)
     """URL of a server that already runs elsewhere (remote mode), including the MCP path."""
     transport: Transport = "streamable-http"
-    """How the server speaks MCP; stdio servers are fronted by an HTTP bridge."""
+    """How the server speaks MCP; stdio servers are served as streamable HTTP by the operator's
+    proxy (an image) or the bridge (a command without an image)."""
     port: int = Field(default=8080, ge=1, le=65535)
     """Port the server (or the bridge) listens on."""
     path: str | None = Field(default=None, pattern=r"^/[^\s?#]*$", max_length=1024)
     """HTTP path of the MCP endpoint; /mcp for streamable-http and /sse for sse when empty."""
     command: list[str] | None = Field(default=None, max_length=64)
-    """Entrypoint of the server container; for stdio, the server command the bridge starts."""
+    """Replaces the image's entrypoint, as in Kubernetes; for stdio without an image, the
+    server command the bridge starts."""
     args: list[str] | None = Field(default=None, max_length=256)
-    """Arguments to the command."""
+    """Arguments; replace the image's CMD, as in Kubernetes (the entrypoint stays)."""
     env: list[k8s.EnvVar] | None = Field(default=None, max_length=256)
     """Environment variables; use valueFrom.secretKeyRef for secrets."""
     env_from: list[k8s.EnvFromSource] | None = Field(default=None, max_length=32)
@@ -339,8 +356,14 @@ class MCPServerSpec(ApiModel):
             raise ValueError(EXACTLY_ONE_TARGET_MESSAGE)
         if self.url is not None and stdio:
             raise ValueError(STDIO_REMOTE_MESSAGE)
-        if stdio and not self.command:
-            raise ValueError(STDIO_NEEDS_COMMAND_MESSAGE)
+        if stdio and self.image is None and not self.command:
+            raise ValueError(STDIO_NEEDS_IMAGE_OR_COMMAND_MESSAGE)
+        if (
+            stdio
+            and self.image is not None
+            and (self.autoscaling is not None or (self.replicas or 0) > 1)
+        ):
+            raise ValueError(STDIO_IMAGE_ONE_PROCESS_MESSAGE)
         workload_only = [
             self.command,
             self.args,
@@ -361,6 +384,11 @@ class MCPServerSpec(ApiModel):
     @property
     def remote(self) -> bool:
         return self.url is not None
+
+    @property
+    def attached(self) -> bool:
+        """A stdio server image, run as it is, whose stdio the operator's proxy attaches to."""
+        return self.transport == "stdio" and self.image is not None
 
     @property
     def mcp_path(self) -> str:

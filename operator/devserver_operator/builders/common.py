@@ -87,6 +87,20 @@ def child_metadata(
     return metadata
 
 
+def held_by_another(live: Mapping[str, Any], owner: Owner) -> str | None:
+    """How an existing object is held when ``owner`` does not control it (None when it does).
+
+    The operator applies its children with force; applied over an object someone else made
+    it would take that object over, so such a name is refused instead."""
+    references = (live.get("metadata") or {}).get("ownerReferences") or []
+    controller = next((ref for ref in references if ref.get("controller")), None)
+    if controller is not None and controller.get("uid") == owner.uid:
+        return None
+    if controller is not None:
+        return f"is controlled by {controller.get('kind')} {controller.get('name')}"
+    return f"exists and is not controlled by this {owner.kind}"
+
+
 def stable_hash(value: Any, length: int = 16) -> str:
     """A short hash of JSON-able data, independent of key order."""
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from devserver_operator.api.mcpserver import MCPServerSpec, McpVolume
+from devserver_operator.settings import DEFAULT_STDIO_PROXY_IMAGE
 
 from .common import CONFIG_HASH_ANNOTATION, Owner, child_labels, child_metadata, stable_hash
 
@@ -68,6 +69,7 @@ class McpServerInputs:
     cluster_domain: str = "cluster.local"
     config_hash: str | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
+    proxy_image: str = DEFAULT_STDIO_PROXY_IMAGE
 
 
 def selector_labels(owner: Owner) -> dict[str, str]:
@@ -84,7 +86,8 @@ def server_url(owner: Owner, spec: MCPServerSpec, cluster_domain: str) -> str:
 
 
 def served_transport(spec: MCPServerSpec) -> str:
-    """The transport clients use: the bridge serves stdio servers over streamable HTTP."""
+    """The transport clients use: the bridge or the proxy serves stdio servers over
+    streamable HTTP."""
     return "streamable-http" if spec.transport == "stdio" else spec.transport
 
 
@@ -128,6 +131,11 @@ def build_children(inputs: McpServerInputs) -> list[dict[str, Any]]:
     spec = inputs.spec
     if spec.url is not None:
         return []
+    if spec.attached:
+        # Imported here: that module builds on this one's pod pieces.
+        from .mcpserver_stdio import build_attached_children
+
+        return build_attached_children(inputs)
     children: list[dict[str, Any]] = []
     if spec.service_account is not None and spec.service_account.create:
         children.append(build_service_account(inputs))
@@ -313,7 +321,7 @@ def build_pod_template(inputs: McpServerInputs) -> dict[str, Any]:
             else RESTRICTED_POD_SECURITY_CONTEXT
         ),
         "containers": [build_server_container(inputs)],
-        "volumes": _pod_volumes(spec.volumes or []),
+        "volumes": pod_volumes(spec.volumes or []),
         "enableServiceLinks": False,
     }
     account = service_account_name(inputs)
@@ -326,14 +334,14 @@ def build_pod_template(inputs: McpServerInputs) -> dict[str, Any]:
             pod_spec["imagePullSecrets"] = list(overrides.image_pull_secrets)
         if overrides.termination_grace_period_seconds is not None:
             pod_spec["terminationGracePeriodSeconds"] = overrides.termination_grace_period_seconds
-    pod_spec.update(_scheduling(spec))
+    pod_spec.update(scheduling(spec))
     metadata: dict[str, Any] = {"labels": labels}
     if annotations:
         metadata["annotations"] = annotations
     return {"metadata": metadata, "spec": pod_spec}
 
 
-def _scheduling(spec: MCPServerSpec) -> dict[str, Any]:
+def scheduling(spec: MCPServerSpec) -> dict[str, Any]:
     scheduling = spec.scheduling
     if scheduling is None:
         return {}
@@ -355,14 +363,14 @@ def build_server_container(inputs: McpServerInputs) -> dict[str, Any]:
         "image": spec.image or inputs.bridge_image,
         "imagePullPolicy": "IfNotPresent",
         "ports": [{"name": PORT_NAME, "containerPort": spec.port, "protocol": "TCP"}],
-        "env": _environment(spec),
+        "env": environment(spec),
         "resources": spec.resources or DEFAULT_RESOURCES,
         "securityContext": (
             overrides.container_security_context
             if overrides and overrides.container_security_context is not None
             else RESTRICTED_CONTAINER_SECURITY_CONTEXT
         ),
-        "volumeMounts": _mounts(spec.volumes or []),
+        "volumeMounts": mounts(spec.volumes or []),
         **_probes(spec),
     }
     if spec.transport == "stdio":
@@ -397,7 +405,7 @@ def bridge_arguments(spec: MCPServerSpec) -> list[str]:
     ]
 
 
-def _environment(spec: MCPServerSpec) -> list[dict[str, Any]]:
+def environment(spec: MCPServerSpec) -> list[dict[str, Any]]:
     env = list(spec.env or [])
     names = {item["name"] for item in env}
     # The root filesystem is read-only; tools such as npm, uv and pip write below HOME.
@@ -422,7 +430,7 @@ def _probes(spec: MCPServerSpec) -> dict[str, Any]:
     }
 
 
-def _pod_volumes(volumes: list[McpVolume]) -> list[dict[str, Any]]:
+def pod_volumes(volumes: list[McpVolume]) -> list[dict[str, Any]]:
     pod_volumes = [] if _user_mounts_tmp(volumes) else [{"name": TMP_VOLUME, "emptyDir": {}}]
     for volume in volumes:
         pod_volumes.append({"name": volume.name, **_volume_source(volume)})
@@ -443,7 +451,7 @@ def _volume_source(volume: McpVolume) -> dict[str, Any]:
     return {"persistentVolumeClaim": claim}
 
 
-def _mounts(volumes: list[McpVolume]) -> list[dict[str, Any]]:
+def mounts(volumes: list[McpVolume]) -> list[dict[str, Any]]:
     mounts: list[dict[str, Any]] = (
         [] if _user_mounts_tmp(volumes) else [{"name": TMP_VOLUME, "mountPath": "/tmp"}]
     )

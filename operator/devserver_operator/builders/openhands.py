@@ -1,16 +1,18 @@
-"""The ConfigMap with the MCP configuration OpenHands reads, in both of its formats.
+"""The MCP configuration OpenHands reads: a ConfigMap in both of its formats, and, when a
+server needs headers, a Secret with the complete configuration.
 
 - ``config.toml``: the ``[mcp]`` section of OpenHands' legacy config file, with
-  ``shttp_servers`` (streamable HTTP) and ``sse_servers``, entries ``{url, api_key?}``;
-- ``mcp.json``: the newer ``{"mcpServers": {name: {"url", "transport"}}}`` (transport
-  ``http`` or ``sse``, as the OpenHands CLI writes it).
+  ``shttp_servers`` (streamable HTTP) and ``sse_servers``, entries ``{url}``;
+- ``mcp.json``: the newer ``{"mcpServers": {name: {"url", "transport", "headers"?}}}``
+  (transport ``http`` or ``sse``), read by openhands-sdk's ``coerce_mcp_config``.
 
-The operator never passes an ``api_key``: it would put a Secret into a ConfigMap. The builder
-supports it for callers that write to a Secret instead.
+Header values come from Secrets, so the ConfigMap never carries them: it keeps the
+secret-free form, and the Secret of the same name holds ``mcp.json`` with the headers.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,7 +34,8 @@ class OpenHandsServer:
     url: str
     transport: str
     """streamable-http or sse (what MCPServer status reports)."""
-    api_key: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    """(name, value) of the headers OpenHands must send; values from Secrets."""
 
 
 def _toml_string(text: str) -> str:
@@ -42,10 +45,7 @@ def _toml_string(text: str) -> str:
 
 
 def _toml_entry(server: OpenHandsServer) -> str:
-    parts = [f"url = {_toml_string(server.url)}"]
-    if server.api_key:
-        parts.append(f"api_key = {_toml_string(server.api_key)}")
-    return "{ " + ", ".join(parts) + " }"
+    return "{ url = " + _toml_string(server.url) + " }"
 
 
 def legacy_config_toml(servers: Sequence[OpenHandsServer], *, source: str) -> str:
@@ -74,8 +74,8 @@ def mcp_servers_json(servers: Sequence[OpenHandsServer]) -> str:
         if server.transport not in _TRANSPORTS:
             continue
         entry: dict[str, Any] = {"url": server.url, "transport": _TRANSPORTS[server.transport][1]}
-        if server.api_key:
-            entry["headers"] = {"Authorization": f"Bearer {server.api_key}"}
+        if server.headers:
+            entry["headers"] = dict(server.headers)
         entries[server.name] = entry
     return json.dumps({"mcpServers": entries}, indent=2, sort_keys=True) + "\n"
 
@@ -84,7 +84,10 @@ def build_openhands_config_map(
     owner: Owner, name: str, servers: Sequence[OpenHandsServer]
 ) -> dict[str, Any]:
     """The owned ConfigMap ``name`` with both formats, servers in name order."""
-    ordered = sorted(servers, key=lambda s: s.name)
+    # Headers never reach a ConfigMap, whatever the caller passes.
+    ordered = [
+        OpenHandsServer(s.name, s.url, s.transport) for s in sorted(servers, key=lambda s: s.name)
+    ]
     source = f"{owner.namespace}/{owner.name}"
     return {
         "apiVersion": "v1",
@@ -94,4 +97,20 @@ def build_openhands_config_map(
             CONFIG_TOML_KEY: legacy_config_toml(ordered, source=source),
             MCP_JSON_KEY: mcp_servers_json(ordered),
         },
+    }
+
+
+def build_openhands_secret(
+    owner: Owner, name: str, servers: Sequence[OpenHandsServer]
+) -> dict[str, Any]:
+    """The owned Secret ``name``: ``mcp.json`` with every server and its headers. ``data``,
+    not ``stringData``: the live object holds ``data`` only, so an unchanged configuration
+    compares equal and is not written again."""
+    text = mcp_servers_json(sorted(servers, key=lambda s: s.name))
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": child_metadata(owner, name, child_labels(owner, APP_NAME, "openhands")),
+        "data": {MCP_JSON_KEY: base64.b64encode(text.encode()).decode()},
     }

@@ -109,10 +109,27 @@ TEMPLATES: dict[str, WorkflowTemplate] = {
         ),
         WorkflowTemplate(
             name="openhands-task-webhook",
-            description="A webhook that starts an OpenHands conversation through its REST API "
-            "(POST /api/conversations) from a JSON body {task, repository?, branch?}.",
+            description="A webhook that starts a conversation on an OpenHands agent-server "
+            "(POST /api/conversations, openhands-agent-server 1.58) from a JSON body "
+            "{task, repository?, branch?}.",
             parameters=(
-                TemplateParameter("openhandsUrl", "base URL of the OpenHands server", kind="url"),
+                TemplateParameter(
+                    "openhandsUrl", "base URL of the OpenHands agent-server", kind="url"
+                ),
+                TemplateParameter(
+                    "llmModel",
+                    "the agent's model in LiteLLM form (openai/gpt-4o, anthropic/...); its API "
+                    "key comes from the agent-server's environment, never from n8n",
+                ),
+                TemplateParameter(
+                    "llmBaseUrl", "the model's OpenAI-compatible endpoint; none when empty", ""
+                ),
+                TemplateParameter(
+                    "workingDir", "the agent's working directory on the server", "workspace/project"
+                ),
+                TemplateParameter(
+                    "run", "true: the agent starts on the task at once; false: it waits", "true"
+                ),
                 TemplateParameter("path", "webhook path", "openhands-task"),
                 TemplateParameter(
                     "sessionApiKeyCredential",

@@ -65,6 +65,17 @@ class WiredMcpServer:
     url: str | None
     transport: str | None
     ready: bool
+    headers: tuple[HeaderRef, ...] = ()
+    """The headers the MCPServer sends, from Secrets (spec.headers), for OpenHands."""
+
+
+@dataclass(frozen=True)
+class HeaderRef:
+    """One header of an MCPServer, its value in a Secret of the MCPServer's namespace."""
+
+    header: str
+    secret: str
+    key: str
 
 
 @dataclass(frozen=True)
@@ -132,7 +143,19 @@ def wired_server_from(body: Mapping[str, Any]) -> WiredMcpServer:
         url=status.get("url") or None,
         transport=status.get("transport") or None,
         ready=ready,
+        headers=tuple(_header_refs(body)),
     )
+
+
+def _header_refs(body: Mapping[str, Any]) -> list[HeaderRef]:
+    # Read from the raw body: the MCPServer's own handler stalls a malformed spec, and a
+    # header without a Secret reference is simply not one to deliver.
+    refs: list[HeaderRef] = []
+    for header in (body.get("spec") or {}).get("headers") or []:
+        ref = ((header or {}).get("valueFrom") or {}).get("secretKeyRef") or {}
+        if header.get("name") and ref.get("name") and ref.get("key"):
+            refs.append(HeaderRef(str(header["name"]), str(ref["name"]), str(ref["key"])))
+    return refs
 
 
 def select_mcp_servers(

@@ -13,27 +13,34 @@ import importlib.util
 import json
 import random
 import re
-import ssl
 import sys
-import tempfile
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 
+from .credentials import Credentials, load_credentials, ssl_context
 from .errors import InvalidError, KubeUnavailableError, NotFoundError, error_for
-from .kubeconfig import (
-    KubeconfigError,
-    PluginUserError,
-    in_cluster,
-    kubeconfig_path,
-    read_kubeconfig,
+from .login import (
+    BuildTransport,
+    FixedLogin,
+    KubeconfigLogin,
+    LoginSource,
+    LoginUnavailableError,
+    Session,
+    VaultLogin,
 )
 from .resources import Resource, resource_for
-from .transport import AiohttpTransport, Answer, HttpxTransport, Transport, TransportError
+from .transport import (
+    AiohttpTransport,
+    Answer,
+    HttpxTransport,
+    StaleSessionError,
+    Transport,
+    TransportError,
+)
 
 if importlib.util.find_spec("sniffio") is None:
     # httpcore tries `import sniffio` on every request; without sniffio installed (it is
@@ -45,6 +52,9 @@ FIELD_MANAGER = "devserver-operator"
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
 MERGE_PATCH_CONTENT_TYPE = "application/merge-patch+json"
 MAX_CONNECTIONS = 8
+# A request whose session was closed under it (its login replaced) takes the new one; more
+# than this many replacements during one request is a login that does not hold.
+MAX_STALE_RETRIES = 2
 
 
 @dataclass(frozen=True)
@@ -78,80 +88,6 @@ _RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
 _IDEMPOTENT_METHODS = frozenset({"GET", "PATCH", "DELETE"})
 
 
-@dataclass(frozen=True)
-class Credentials:
-    """How to reach and authenticate to one API server."""
-
-    server: str
-    ca_path: str | None = None
-    ca_data: bytes | None = None
-    insecure: bool = False
-    token: str | None = None
-    certificate_path: str | None = None
-    certificate_data: bytes | None = None
-    private_key_path: str | None = None
-    private_key_data: bytes | None = None
-
-    @classmethod
-    def from_kopf(cls, info: Any) -> Credentials:
-        """From kopf's ConnectionInfo, so both clients share one login."""
-
-        def as_bytes(value: str | bytes | None) -> bytes | None:
-            return value.encode() if isinstance(value, str) else value
-
-        return cls(
-            server=info.server,
-            ca_path=info.ca_path,
-            ca_data=as_bytes(info.ca_data),
-            insecure=bool(info.insecure),
-            token=info.token,
-            certificate_path=info.certificate_path,
-            certificate_data=as_bytes(info.certificate_data),
-            private_key_path=info.private_key_path,
-            private_key_data=as_bytes(info.private_key_data),
-        )
-
-    @classmethod
-    def from_kubeconfig(cls, path: str | None = None, context: str | None = None) -> Credentials:
-        """From a kubeconfig file, or the in-cluster service account when there is none."""
-        found = kubeconfig_path(path)
-        if found is None:
-            return cls(**in_cluster())
-        try:
-            return cls(**read_kubeconfig(found, context))
-        except PluginUserError:
-            return cls._through_plugin(str(found), context)
-
-    @classmethod
-    def _through_plugin(cls, path: str, context: str | None) -> Credentials:
-        """A user that logs in through an exec/auth-provider plugin: the kubernetes library
-        runs the plugin (the optional extra ``kubeconfig-plugins``)."""
-        try:
-            from kubernetes import client as k8s_client
-            from kubernetes import config as k8s_config
-        except ImportError as error:
-            raise KubeconfigError(
-                f"{path}: the user logs in through a plugin; install "
-                "devserver-workflow-operator[kubeconfig-plugins] to run it"
-            ) from error
-        configuration = k8s_client.Configuration()
-        k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=path, context=context, client_configuration=configuration
-        )
-        header = (configuration.api_key or {}).get("authorization") or (
-            configuration.api_key or {}
-        ).get("BearerToken")
-        token = header.split(" ", 1)[1] if header and " " in header else header
-        return cls(
-            server=configuration.host,
-            ca_path=configuration.ssl_ca_cert,
-            insecure=not configuration.verify_ssl,
-            token=token,
-            certificate_path=configuration.cert_file,
-            private_key_path=configuration.key_file,
-        )
-
-
 # Characters JSON may carry raw but the YAML reader may not: C1 controls and U+FFFE/U+FFFF
 # it refuses with a 400, and NEL, U+2028 and U+2029 it reads as line breaks, which a quoted
 # string folds into spaces. JSON itself already escapes the C0 controls.
@@ -168,78 +104,98 @@ def _yaml_safe_json(manifest: Mapping[str, Any]) -> bytes:
     return _NOT_YAML_SAFE.sub(lambda found: f"\\u{ord(found.group()):04x}", text).encode()
 
 
-def _ssl_context(credentials: Credentials) -> ssl.SSLContext | bool:
-    if credentials.insecure:
-        return False
-    context = ssl.create_default_context(
-        cafile=credentials.ca_path,
-        cadata=credentials.ca_data.decode() if credentials.ca_data else None,
-    )
-    certificate, key = credentials.certificate_path, credentials.private_key_path
-    if credentials.certificate_data and credentials.private_key_data:
-        # ssl only loads client certificates from files; the files live just long enough.
-        with tempfile.TemporaryDirectory() as directory:
-            certificate_file = Path(directory) / "tls.crt"
-            key_file = Path(directory) / "tls.key"
-            certificate_file.write_bytes(credentials.certificate_data)
-            key_file.touch(mode=0o600)
-            key_file.write_bytes(credentials.private_key_data)
-            context.load_cert_chain(certificate_file, key_file)
-    elif certificate and key:
-        context.load_cert_chain(certificate, key)
-    return context
-
-
 class KubeClient:
     """Async access to the API server for the kinds in ``resources.py``."""
 
     def __init__(
         self,
-        credentials: Credentials,
+        credentials: Credentials | None = None,
         *,
         timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
         field_manager: str = FIELD_MANAGER,
         retry: RetryPolicy | None = None,
+        login: Callable[[BuildTransport], LoginSource] | None = None,
     ) -> None:
+        """With ``credentials``, one fixed login; with ``login`` (see the classmethods), a
+        source that logs in again when the server refuses the login or it expires."""
         self.field_manager = field_manager
         self.retry = retry or RetryPolicy()
-        headers = {"Accept": "application/json", "User-Agent": field_manager}
-        if credentials.token:
-            headers["Authorization"] = f"Bearer {credentials.token}"
+        self._timeout = timeout
+        self._httpx_transport = transport
+        if login is not None:
+            self.login = login(self._build_transport)
+        elif credentials is not None:
+            self.login = FixedLogin(self._build_transport(credentials))
+        else:
+            raise TypeError("KubeClient needs credentials or a login")
+        self.requests: Counter[str] = Counter()
+
+    @classmethod
+    def from_kubeconfig(
+        cls, path: str | None = None, context: str | None = None, **options: Any
+    ) -> KubeClient:
+        """Logged in from kubeconfig files or in-cluster, and again whenever needed."""
+        return cls(
+            login=lambda build: KubeconfigLogin(lambda: load_credentials(path, context), build),
+            **options,
+        )
+
+    @classmethod
+    def from_kopf_vault(
+        cls, vault: Any, token_file: Callable[[], str | None], **options: Any
+    ) -> KubeClient:
+        """Logged in as kopf is, from its vault (see login.VaultLogin)."""
+        return cls(login=lambda build: VaultLogin(vault, build, token_file), **options)
+
+    def _build_transport(self, credentials: Credentials) -> Transport:
+        headers = {
+            "Accept": "application/json",
+            "User-Agent": self.field_manager,
+            **credentials.headers(),
+        }
         # Few connections, all kept open: a connection closed after a burst costs a new TLS
         # handshake with a client certificate (a fifth of the operator's CPU when 1000
         # objects converged). Reconciles in flight are capped to match
-        # (handlers.context.RECONCILE_CONCURRENCY).
-        verify = _ssl_context(credentials)
-        self._transport: Transport
-        if transport is not None:
-            self._transport = HttpxTransport(
+        # (reconcile.context.RECONCILE_CONCURRENCY).
+        verify = ssl_context(credentials)
+        if self._httpx_transport is not None:
+            return HttpxTransport(
                 credentials.server,
                 verify=verify,
                 headers=headers,
-                timeout=timeout,
+                timeout=self._timeout,
                 connections=MAX_CONNECTIONS,
-                transport=transport,
+                transport=self._httpx_transport,
             )
-        else:
-            self._transport = AiohttpTransport(
-                credentials.server,
-                verify=verify,
-                headers=headers,
-                timeout=timeout,
-                connections=MAX_CONNECTIONS,
-            )
-        self.requests: Counter[str] = Counter()
+        return AiohttpTransport(
+            credentials.server,
+            verify=verify,
+            headers=headers,
+            timeout=self._timeout,
+            connections=MAX_CONNECTIONS,
+        )
 
     async def close(self) -> None:
-        await self._transport.close()
+        await self.login.close()
 
     async def __aenter__(self) -> KubeClient:
         return self
 
     async def __aexit__(self, *_: object) -> None:
         await self.close()
+
+    async def _session(self) -> Session:
+        try:
+            return await self.login.session()
+        except LoginUnavailableError as error:
+            raise KubeUnavailableError(str(error)) from error
+
+    async def _refused(self, session: Session, refusal: Exception) -> None:
+        try:
+            await self.login.refused(session, refusal)
+        except LoginUnavailableError as error:
+            raise refusal from error
 
     @property
     def writes(self) -> int:
@@ -256,12 +212,21 @@ class KubeClient:
         counted_as: str | None = None,
     ) -> dict[str, Any]:
         headers = {"Content-Type": content_type} if content_type else {}
-        for attempt in range(1, self.retry.attempts + 1):
+        attempt, stale_retries, logged_in_again = 1, 0, False
+        while True:
             self.requests[counted_as or method] += 1
+            session = await self._session()
             try:
-                answer = await self._transport.send(
+                answer = await session.transport.send(
                     method, path, params=params, body=body, headers=headers
                 )
+            except StaleSessionError as error:
+                # Its login was replaced (a 401 elsewhere, a rotated token): take the new one.
+                resend = not error.sent or method in _IDEMPOTENT_METHODS
+                if not resend or stale_retries >= MAX_STALE_RETRIES:
+                    raise KubeUnavailableError(f"{method} {path}: {error}") from error
+                stale_retries += 1
+                continue
             except TransportError as error:
                 # A refused connection never reached the server; any other failure may have.
                 pause = (
@@ -272,6 +237,12 @@ class KubeClient:
                 if pause is None:
                     raise KubeUnavailableError(f"{method} {path}: {error}") from error
                 await asyncio.sleep(pause)
+                attempt += 1
+                continue
+            if answer.status == 401 and not logged_in_again:
+                # The server did nothing with the request: log in again once and resend it.
+                logged_in_again = True
+                await self._refused(session, _api_error(answer))
                 continue
             if answer.status < 400:
                 break
@@ -284,6 +255,7 @@ class KubeClient:
             if pause is None:
                 raise refusal
             await asyncio.sleep(pause)
+            attempt += 1
         if not answer.content:
             return {}
         result: dict[str, Any] = json.loads(answer.content)
@@ -457,4 +429,12 @@ def _api_error(answer: Answer) -> Exception:
     return error_for(answer.status, reason, message)
 
 
-__all__ = ["FIELD_MANAGER", "NO_RETRY", "Credentials", "KubeClient", "Resource", "RetryPolicy"]
+__all__ = [
+    "FIELD_MANAGER",
+    "NO_RETRY",
+    "Credentials",
+    "KubeClient",
+    "Resource",
+    "RetryPolicy",
+    "load_credentials",
+]

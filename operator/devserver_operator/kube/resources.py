@@ -39,6 +39,7 @@ _KNOWN = [
     Resource("v1", "Namespace", "namespaces", namespaced=False),
     Resource("events.k8s.io/v1", "Event", "events"),
     Resource("apps/v1", "Deployment", "deployments"),
+    Resource("apps/v1", "StatefulSet", "statefulsets"),
     Resource("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
     Resource("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
     Resource("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),

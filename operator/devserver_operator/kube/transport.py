@@ -35,6 +35,14 @@ class TransportError(Exception):
         self.sent = sent
 
 
+class StaleSessionError(TransportError):
+    """The transport was closed (its login was replaced) before the request (``sent`` False)
+    or while it ran (it may have reached the server)."""
+
+    def __init__(self, *, sent: bool = False) -> None:
+        super().__init__("the session was closed: its login was replaced", sent=sent)
+
+
 class Transport(Protocol):
     async def send(
         self,
@@ -69,8 +77,11 @@ class AiohttpTransport:
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout)
         self._connections = connections
         self._session: aiohttp.ClientSession | None = None
+        self._closed = False
 
     def _session_now(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise StaleSessionError
         if self._session is None:
             connector = aiohttp.TCPConnector(ssl=self._verify, limit=self._connections)
             self._session = aiohttp.ClientSession(
@@ -100,10 +111,15 @@ class AiohttpTransport:
                 )
         except aiohttp.ClientConnectorError as error:
             raise TransportError(type(error).__name__, sent=False) from error
-        except (TimeoutError, aiohttp.ClientError) as error:
+        except (TimeoutError, aiohttp.ClientError, RuntimeError) as error:
+            if self._closed:
+                raise StaleSessionError(sent=True) from error
+            if isinstance(error, RuntimeError):
+                raise
             raise TransportError(type(error).__name__, sent=True) from error
 
     async def close(self) -> None:
+        self._closed = True
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -128,6 +144,7 @@ class HttpxTransport:
             transport=transport,
             limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
         )
+        self._closed = False
 
     async def send(
         self,
@@ -138,11 +155,17 @@ class HttpxTransport:
         body: bytes | None,
         headers: Mapping[str, str],
     ) -> Answer:
+        if self._closed:
+            raise StaleSessionError
         try:
             response = await self._http.request(
                 method, path, params=params, content=body, headers=headers
             )
-        except httpx.TransportError as error:
+        except (httpx.TransportError, RuntimeError) as error:
+            if self._closed:
+                raise StaleSessionError(sent=True) from error
+            if isinstance(error, RuntimeError):
+                raise
             sent = not isinstance(error, httpx.ConnectError | httpx.ConnectTimeout)
             raise TransportError(type(error).__name__, sent=sent) from error
         return Answer(
@@ -153,4 +176,5 @@ class HttpxTransport:
         )
 
     async def close(self) -> None:
+        self._closed = True
         await self._http.aclose()

@@ -2,7 +2,8 @@
 manifests take their CRDs, the operator's RBAC and the cluster-wide objects of the kinds from.
 
 ``devserver-operator manifests --output-dir .`` writes them into the repository;
-``--check .`` fails when a committed copy is stale (a test runs it).
+``--check .`` fails when a committed copy is stale (a test runs it). The table of ``run``'s
+flags in README.md is kept the same way (see ``cli_reference``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import yaml
 
 from devserver_operator import __version__
 from devserver_operator.api.crd import crd_files
+from devserver_operator.cli_reference import readme_with_run_flags
 
+from .console_rbac import console_rules
 from .operator_rbac import (
     ADMISSION_SERVICE,
     ADMISSION_WEBHOOK_CONFIGURATION,
@@ -123,6 +126,9 @@ def generated_files(repo: Path) -> dict[str, str]:
             # The chart sets the resourceNames of these to its release's names.
             "admissionTls": admission_tls_rules(),
             "admissionWebhook": admission_webhook_rules(),
+            # The console's own identity (console.enabled): TokenReview, impersonation and
+            # reading the four kinds; see manifests/console_rbac.py.
+            "console": console_rules(),
         },
         sort_keys=False,
         width=100,
@@ -160,6 +166,7 @@ def generated_files(repo: Path) -> dict[str, str]:
     )
     for name, text in base.items():
         files[f"{KUSTOMIZE_BASE}/generated/{name}"] = text
+    files["README.md"] = readme_with_run_flags((repo / "README.md").read_text(encoding="utf-8"))
     files[f"{KUSTOMIZE_SINGLE_NAMESPACE}/generated/operator-rbac.yaml"] = _dump(
         [
             *operator_rbac(

@@ -71,8 +71,8 @@ def operator_rules(mode: InstallMode, *, peering: bool = False) -> list[dict[str
         # OwnerReferencesPermissionEnforcement admission plugin allows only to those who
         # may update the owner's finalizers.
         _rule(GROUP, [f"{p}/finalizers" for p in plurals], ["update"]),
-        # MCPServer workloads.
-        _rule("apps", ["deployments"], WRITE_CHILDREN),
+        # MCPServer workloads; a stdio server image runs in a StatefulSet.
+        _rule("apps", ["deployments", "statefulsets"], WRITE_CHILDREN),
         _rule("", ["services", "serviceaccounts"], WRITE_CHILDREN),
         _rule("networking.k8s.io", ["networkpolicies"], WRITE_CHILDREN),
         _rule("policy", ["poddisruptionbudgets"], WRITE_CHILDREN),
@@ -80,8 +80,10 @@ def operator_rules(mode: InstallMode, *, peering: bool = False) -> list[dict[str
         # The OpenHands MCP configuration (written) and workflow sources (read).
         _rule("", ["configmaps"], ["get", "list", "watch", "create", "patch", "delete"]),
         # Referenced Secrets are read by name, for the pod hash, headers and API keys. No list
-        # and no watch: the operator never sees Secrets nobody referenced.
-        _rule("", ["secrets"], ["get"]),
+        # and no watch: the operator never sees Secrets nobody referenced. create, patch and
+        # delete: the OpenHands Secret of a WorkflowIntegration (mcp.json with the headers of
+        # its MCPServers), written only while the operator controls it, deleted only then.
+        _rule("", ["secrets"], ["get", "create", "patch", "delete"]),
         # TeamAccess: RoleBindings to the team roles, and only to them.
         _rule(
             "rbac.authorization.k8s.io",
@@ -94,6 +96,13 @@ def operator_rules(mode: InstallMode, *, peering: bool = False) -> list[dict[str
             ["bind"],
             resourceNames=list(TEAM_ROLE_NAMES),
         ),
+        # The proxy of a stdio server image: a Role that lets it attach to (and restart) its
+        # own server pod, by name. The API server lets nobody grant rights they do not hold,
+        # so the operator holds these two on pods itself (it already creates Deployments,
+        # i.e. runs any pod, which is more).
+        _rule("rbac.authorization.k8s.io", ["roles"], WRITE_CHILDREN),
+        _rule("", ["pods/attach"], ["create", "get"]),
+        _rule("", ["pods"], ["delete"]),
         # AlertRule renders PrometheusRules where Prometheus Operator runs.
         _rule(
             "monitoring.coreos.com",

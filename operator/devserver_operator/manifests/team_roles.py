@@ -50,7 +50,7 @@ WORKLOAD_KINDS = ("mcpservers", "workflowintegrations", "alertrules")
 # something goes wrong with them (pods, replica sets, events).
 CHILDREN: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("", ("services", "serviceaccounts", "configmaps", "pods", "events")),
-    ("apps", ("deployments", "replicasets")),
+    ("apps", ("deployments", "replicasets", "statefulsets")),
     ("networking.k8s.io", ("networkpolicies",)),
     ("policy", ("poddisruptionbudgets",)),
     ("autoscaling", ("horizontalpodautoscalers",)),

@@ -15,6 +15,7 @@ from devserver_operator.settings import OperatorSettings
 from .kind import Kind
 from .lookup import register_owned_indexes
 from .operator import register_operator_hooks
+from .probes import register_probes
 from .triggers import register_kind
 
 
@@ -33,4 +34,5 @@ def build_registry(settings: OperatorSettings, kinds: Sequence[Kind]) -> kopf.Op
         RESOURCES.setdefault((path.api_version, path.kind), path)
     for kind in kinds:
         register_kind(registry, kind, settings)
+    register_probes(registry)
     return registry

@@ -9,8 +9,9 @@ from typing import Any
 import kopf
 
 from devserver_operator.builders.common import ANNOTATION_PREFIX
-from devserver_operator.kube.client import Credentials, KubeClient
-from devserver_operator.leadership import start_priority
+from devserver_operator.kube.client import FIELD_MANAGER, KubeClient
+from devserver_operator.kube.credentials import load_credentials
+from devserver_operator.leadership import reporting_instance, start_priority
 from devserver_operator.settings import OperatorSettings
 
 from .context import OperatorContext
@@ -30,6 +31,9 @@ def configure_kopf(settings: kopf.OperatorSettings, operator: OperatorSettings) 
         prefix=ANNOTATION_PREFIX.rstrip("/"), key="last-handled-configuration"
     )
     settings.posting.level = 30  # Events for warnings and errors; our own Events for the rest.
+    # `kubectl describe` shows Events as "From: kopf" otherwise (source.component).
+    settings.posting.reporting_component = FIELD_MANAGER
+    settings.posting.reporting_instance = reporting_instance()
     # A watch that silently dies would stall the operator forever; bounded timeouts make the
     # server end the stream and the client notice a dead connection.
     settings.watching.server_timeout = operator.watch_server_timeout
@@ -67,7 +71,8 @@ def register_operator_hooks(registry: kopf.OperatorRegistry, kinds: Sequence[Kin
         # object a shallow copy of it, so state set later would belong to one object only.
         memo.context = OperatorContext(
             settings=operator,
-            kube=KubeClient(Credentials.from_kubeconfig(operator.kubeconfig)),
+            # kopf's vault holds the one login both clients use (kube/login.py: VaultLogin).
+            kube=KubeClient.from_kopf_vault(memo.vault, lambda: getattr(memo, "token_file", None)),
             probe_slots=asyncio.Semaphore(operator.verification_concurrency),
             states={kind.info.kind: kind.new_state(operator) for kind in kinds},
         )
@@ -87,18 +92,10 @@ def register_operator_hooks(registry: kopf.OperatorRegistry, kinds: Sequence[Kin
 
 
 def login(memo: Any, **_: Any) -> kopf.ConnectionInfo:
-    """kopf and our client log in the same way, from the same kubeconfig."""
+    """The one login of kopf and our client. kopf calls it again on a 401 (from either), at
+    the plugin token's expiry, and when our client sees the token file changed."""
     operator: OperatorSettings = memo.settings
-    credentials = Credentials.from_kubeconfig(operator.kubeconfig)
-    return kopf.ConnectionInfo(
-        server=credentials.server,
-        ca_path=credentials.ca_path,
-        insecure=credentials.insecure,
-        scheme="Bearer" if credentials.token else None,
-        token=credentials.token,
-        certificate_path=credentials.certificate_path,
-        private_key_path=credentials.private_key_path,
-        ca_data=credentials.ca_data,
-        certificate_data=credentials.certificate_data,
-        private_key_data=credentials.private_key_data,
-    )
+    credentials = load_credentials(operator.kubeconfig, operator.context)
+    memo.token_file = credentials.token_file
+    info: kopf.ConnectionInfo = credentials.as_connection_info()
+    return info

@@ -53,6 +53,11 @@ class Resync:
     context: Any = None
     interval: float = 60.0
     task: asyncio.Task[None] | None = None
+    # For the liveness probe (reconcile/probes.py): when the loop last finished a check or a
+    # round (monotonic seconds), and how many rounds it has completed.
+    last_progress: float = 0.0
+    last_round: float | None = None
+    rounds: int = 0
     visits: dict[Key, float] = field(default_factory=dict)
     """When each object asked to be visited next (monotonic clock)."""
     _heap: list[tuple[float, int, Key]] = field(default_factory=list)
@@ -68,6 +73,7 @@ class Resync:
         # the creator's context variables, and kopf's event posting only works inside the
         # context of its handlers.
         if self.task is None and self.context is not None:
+            self.last_progress = time.monotonic()
             self.task = asyncio.create_task(self.run(self.context, self.interval), name="resync")
 
     async def stop(self) -> None:
@@ -126,6 +132,8 @@ class Resync:
             elapsed = time.monotonic() - started - interval
             if elapsed > interval:
                 logger.warning("a resync round took %.1f s, longer than the interval", elapsed)
+            self.last_round = self.last_progress = time.monotonic()
+            self.rounds += 1
             release_free_memory()
 
     async def _run_visits(self, context: Any) -> None:
@@ -160,6 +168,8 @@ class Resync:
             except Exception:  # one object's bug must not stop the loop for all others
                 logger.exception("resync of %s failed", _name(item.body))
                 return
+            finally:
+                self.last_progress = time.monotonic()
         if again is not None and key in self.objects:
             self.visit_in(*key, again)
 

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from devserver_operator import metrics
 from devserver_operator.api.kinds import MCPSERVER
 from devserver_operator.api.mcpserver import MCPServerSpec
-from devserver_operator.builders.common import Owner
+from devserver_operator.builders.common import Owner, held_by_another
 from devserver_operator.builders.mcpserver import (
     McpServerInputs,
     build_children,
@@ -29,8 +29,14 @@ from devserver_operator.settings import OperatorSettings
 from .inputs import MissingReferenceError, read_referenced_inputs
 from .verification import VerificationMemory, verify
 
+SERVICE_ACCOUNT_CONFLICT = "ServiceAccountConflict"
+
 CHILDREN = (
     ChildKind("apps/v1", "Deployment", "deployments"),
+    # The server of a stdio image, and its proxy's Role and RoleBinding.
+    ChildKind("apps/v1", "StatefulSet", "statefulsets"),
+    ChildKind("rbac.authorization.k8s.io/v1", "Role", "roles"),
+    ChildKind("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings"),
     ChildKind("v1", "Service", "services"),
     ChildKind("v1", "ServiceAccount", "serviceaccounts"),
     ChildKind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
@@ -73,11 +79,15 @@ class MCPServerKind(Kind):
                 owner=owner,
                 spec=spec,
                 bridge_image=settings.bridge_image,
+                proxy_image=settings.stdio_proxy_image,
                 operator_namespace=settings.operator_namespace,
                 cluster_domain=settings.cluster_domain,
                 config_hash=inputs.config_hash,
             )
         )
+        conflict = await _foreign_service_account(request, children)
+        if conflict is not None:
+            raise StalledError(SERVICE_ACCOUNT_CONFLICT, conflict)
         applied = await request.apply(children)
         if applied.pruned:
             request.event("Normal", "Pruned", f"Removed {', '.join(applied.pruned)}")
@@ -112,6 +122,32 @@ class MCPServerKind(Kind):
         for gauge in (metrics.MCP_SERVER_READY, metrics.MCP_SERVER_TOOLS):
             with contextlib.suppress(KeyError):
                 gauge.remove(owner.namespace, owner.name)
+
+
+async def _foreign_service_account(request: Request, children: list[dict[str, Any]]) -> str | None:
+    """Why the ServiceAccount this MCPServer would create is not its to write, if so.
+
+    The forced apply would take over an existing account (its token, its cloud identity);
+    the admission webhook refuses that to authors without pod rights, and this refuses it to
+    everyone, also where the webhook is not installed or the object predates it."""
+    owner = request.owner
+    for child in children:
+        if child["kind"] != "ServiceAccount":
+            continue
+        name = child["metadata"]["name"]
+        live = request.lookup("v1", "ServiceAccount", owner.namespace, name)
+        if live is None:
+            # The watch cache holds only accounts labelled as ours: a foreign one can only be
+            # seen by asking (one read, and only while no account of ours exists).
+            live = await request.context.kube.get("v1", "ServiceAccount", name, owner.namespace)
+        holder = held_by_another(live, owner) if live is not None else None
+        if holder is not None:
+            return (
+                f"spec.serviceAccount: ServiceAccount {name} {holder}; the operator does not "
+                "take over an account it did not create: choose another name, or name it "
+                "with create: false"
+            )
+    return None
 
 
 KIND = MCPServerKind()

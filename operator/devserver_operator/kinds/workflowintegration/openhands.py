@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from devserver_operator.api.workflowintegration import WorkflowIntegrationSpec
+from devserver_operator.builders.common import held_by_another
 from devserver_operator.builders.openhands import OpenHandsServer, build_openhands_config_map
 from devserver_operator.builders.workflowintegration import WiredMcpServer
 from devserver_operator.kube.errors import ForbiddenError, InvalidError
@@ -20,6 +21,8 @@ from devserver_operator.observe.workflowintegration import (
     Problem,
 )
 from devserver_operator.reconcile.kind import Request
+
+from .openhands_secret import apply_openhands_secret
 
 
 async def apply_openhands_config(
@@ -47,13 +50,21 @@ async def apply_openhands_config(
             if conflict is not None:
                 problems.append(Problem("stalled", CONFIG_MAP_CONFLICT, conflict))
                 wanted = []  # an older ConfigMap of ours is still pruned
-        await request.apply(wanted)
+        applied = await request.apply(wanted)
+        await apply_openhands_secret(
+            request,
+            spec.open_hands.config_map_name if spec.open_hands is not None and wanted else None,
+            servers,
+            listed,
+            [key.removeprefix("ConfigMap/") for key in applied.pruned],
+            problems,
+        )
     except (InvalidError, ForbiddenError) as error:
         problems.append(
             Problem(
                 "stalled",
                 CONFIG_MAP_REJECTED,
-                f"spec.openHands: the API server refused ConfigMap "
+                f"spec.openHands: the API server refused the ConfigMap or Secret "
                 f"{spec.open_hands.config_map_name if spec.open_hands else ''}: {error.message}",
             )
         )
@@ -71,15 +82,9 @@ async def _conflict(request: Request, name: str) -> str | None:
         live = await request.context.kube.get("v1", "ConfigMap", name, owner.namespace)
         if live is None:
             return None
-    references = live.get("metadata", {}).get("ownerReferences") or []
-    controller = next((ref for ref in references if ref.get("controller")), None)
-    if controller is not None and controller.get("uid") == owner.uid:
+    holder = held_by_another(live, owner)
+    if holder is None:
         return None
-    holder = (
-        f"is controlled by {controller.get('kind')} {controller.get('name')}"
-        if controller is not None
-        else "exists and is not controlled by this WorkflowIntegration"
-    )
     return (
         f"spec.openHands.configMapName: ConfigMap {name} {holder}; choose another name, "
         "or delete that ConfigMap"

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Install the pinned OpenHands packages (hack/openhands/requirements.lock: openhands-sdk and
+# openhands-agent-server with every dependency, hashes checked) for the contract tests.
+#
+# OpenHands needs Python >= 3.12 and the host has 3.11, so the packages live in a Debian
+# trixie root (Python 3.13) made by debootstrap, in a venv at /opt/openhands inside it. Tests
+# run its Python with chroot (see tests/support/openhands.py); chroot shares the host's
+# network, so servers on 127.0.0.1 reach each other both ways. Never part of the operator's
+# own dependencies.
+#
+# The root lives OUTSIDE the clone, keyed by the sha256 of this script and the lock file:
+#   ${DEVSERVER_CACHE_DIR:-$HOME/.cache/devserver-operator}/openhands-<sha12>/root
+# A marker is written last; an interrupted install is redone on the next run. pip's wheel
+# cache is kept beside it (openhands-pip-cache), so a changed lock downloads only what changed.
+#
+# Needs root (debootstrap, chroot). Progress goes to stderr; the last line on stdout is the
+# root's path:   OPENHANDS_ROOT="$(bash hack/openhands/install.sh)"
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cache="${DEVSERVER_CACHE_DIR:-${HOME}/.cache/devserver-operator}"
+sha="$(cat "${here}/install.sh" "${here}/requirements.lock" | sha256sum | cut -c1-12)"
+dest="${cache}/openhands-${sha}"
+root="${dest}/root"
+marker="${dest}/.install-complete"
+pip_cache="${cache}/openhands-pip-cache"
+suite="trixie"
+mirror="${DEVSERVER_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+ca_bundle="${PIP_CERT:-${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}}"
+
+log() { printf '[openhands-install] %s\n' "$*" >&2; }
+
+if [[ -f "${marker}" ]]; then
+  log "already installed: ${dest} ($(cat "${marker}"))"
+  printf '%s\n' "${root}"
+  exit 0
+fi
+[[ "$(id -u)" == 0 ]] || { log "needs root (debootstrap and chroot)"; exit 1; }
+if ! command -v debootstrap >/dev/null && [[ ! -x /usr/sbin/debootstrap ]]; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >&2
+fi
+mkdir -p "${cache}" "${pip_cache}"
+
+# One installer at a time (two pytest workers, CI + a developer shell).
+exec 9>"${cache}/.openhands-${sha}.lock"
+flock -w 1800 9 || { log "timed out waiting for another install"; exit 1; }
+if [[ -f "${marker}" ]]; then
+  printf '%s\n' "${root}"
+  exit 0
+fi
+
+start=${SECONDS}
+rm -rf "${dest}"
+mkdir -p "${dest}"
+log "debootstrap --variant=minbase ${suite} (Python 3.13) into ${root}"
+PATH="/usr/sbin:/sbin:${PATH}" nice -n 10 debootstrap --variant=minbase \
+  --include=python3,python3-venv,ca-certificates "${suite}" "${root}" "${mirror}" \
+  >"${dest}/debootstrap.log" 2>&1 || { tail -n 20 "${dest}/debootstrap.log" >&2; exit 1; }
+rm -rf "${root}"/var/cache/apt/archives/*.deb "${root}"/var/lib/apt/lists/*
+log "debootstrap done in $((SECONDS - start))s"
+
+# The host's CA bundle: it may hold the CA of a proxy between this machine and PyPI.
+cp "${ca_bundle}" "${root}/etc/ssl/certs/host-ca-bundle.crt"
+mkdir -p "${root}/opt/lock" "${root}/root/.cache/pip"
+cp "${here}/requirements.lock" "${root}/opt/lock/"
+pip_started=${SECONDS}
+# A private mount namespace: the pip cache's bind mount and /proc vanish with the process.
+unshare --mount --propagation private --fork bash -euo pipefail -c '
+  root="$1"; pip_cache="$2"
+  mount --bind "${pip_cache}" "${root}/root/.cache/pip"
+  mount -t proc proc "${root}/proc"
+  chroot "${root}" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
+    PIP_CERT=/etc/ssl/certs/host-ca-bundle.crt PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_DEFAULT_TIMEOUT=180 bash -euo pipefail -c "
+      python3 -m venv /opt/openhands
+      nice -n 10 /opt/openhands/bin/pip install --quiet --require-hashes --no-deps \
+        -r /opt/lock/requirements.lock
+      /opt/openhands/bin/python -c \"import openhands.sdk.mcp, openhands.agent_server.api\"
+    "
+' _ "${root}" "${pip_cache}" >&2
+rm -rf "${root}/opt/lock"
+versions="$(chroot "${root}" /opt/openhands/bin/python -c '
+from importlib.metadata import version
+print(" ".join(f"{p} {version(p)}" for p in ("openhands-sdk", "openhands-agent-server")))')"
+log "pip install done in $((SECONDS - pip_started))s"
+printf '%s; installed in %ss on %s\n' "${versions}" "$((SECONDS - start))" \
+  "$(date -u +%FT%TZ)" >"${marker}"
+log "done: ${versions} in $((SECONDS - start))s ($(du -sh "${dest}" | cut -f1))"
+printf '%s\n' "${root}"

@@ -1,0 +1,48 @@
+"""Everything one console process shares between requests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from fastapi import Request
+
+from devserver_operator.settings import OperatorSettings
+
+from .connection import Connection
+from .identity import TokenCache
+from .permissions import Permissions
+from .ratelimit import RateLimiter
+from .sessions import SessionStore
+from .settings import ConsoleSettings
+from .watch import WatchHub
+
+TOKEN_CACHE_SECONDS = 30.0
+
+
+@dataclass
+class ConsoleState:
+    settings: ConsoleSettings
+    connection: Connection
+    sessions: SessionStore
+    limiter: RateLimiter
+    permissions: Permissions
+    hub: WatchHub
+    tokens: TokenCache = field(default_factory=lambda: TokenCache(TOKEN_CACHE_SECONDS))
+    render_settings: OperatorSettings = field(default_factory=OperatorSettings)
+    """What the dry-run preview renders children with (bridge image, cluster domain)."""
+
+    @classmethod
+    def create(cls, settings: ConsoleSettings, connection: Connection) -> ConsoleState:
+        return cls(
+            settings=settings,
+            connection=connection,
+            sessions=SessionStore(settings.session_ttl_seconds),
+            limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
+            permissions=Permissions(connection, settings.permission_cache_seconds),
+            hub=WatchHub(),
+        )
+
+
+def console_state(request: Request) -> ConsoleState:
+    state: ConsoleState = request.app.state.console
+    return state

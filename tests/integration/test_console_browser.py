@@ -1,0 +1,156 @@
+"""The console in a real headless Chromium, on the local control plane with the operator running.
+
+The browser part is console-ui/e2e/console.mjs (playwright-core driving Debian's
+/usr/bin/chromium); this module prepares the cluster, starts it, and checks what it reports:
+login, an MCPServer created from a template turning Ready live, a grant with an expiry
+and its countdown (a remote server pointing at
+a real MCP server on loopback: the local control plane has no kubelet to run a workload),
+a scale, the API server's refusal shown with its field, no serious axe-core violation on any
+page, and no Content-Security-Policy violation. Screenshots land in a temporary folder, or in
+$CONSOLE_SCREENSHOT_DIR (docs/console/ to refresh the docs' pictures).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devserver_operator.api import API_VERSION
+from tests.support.console_harness import RunningConsole, apply, service_account_token
+from tests.support.operator_harness import RunningOperator
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+UI = REPOSITORY / "console-ui"
+SCRIPT = UI / "e2e" / "console.mjs"
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+SERIOUS = {"serious", "critical"}
+
+
+@pytest.fixture(scope="module")
+def browser_tools() -> None:
+    """Chromium from Debian and the built UI with its npm packages (setup installs both;
+    a missing build is made here rather than skipped)."""
+    if not CHROMIUM.is_file():
+        subprocess.run(["bash", str(REPOSITORY / "hack/install-debian-packages.sh")], check=True)
+    built = REPOSITORY / "operator/devserver_operator/console/ui/index.html"
+    if not built.is_file() or not (UI / "node_modules/playwright-core").is_dir():
+        subprocess.run(["bash", str(REPOSITORY / "hack/console/build.sh")], check=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def person(control_plane: Any, operator: RunningOperator) -> Iterator[tuple[str, str]]:
+    """A namespace and the token of a ServiceAccount holding the `admin` team role (it
+    scales, and grants access)."""
+    namespace = f"b-{uuid.uuid4().hex[:8]}"
+    with control_plane.http_client() as admin:
+        apply(admin, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+        token = service_account_token(admin, namespace, "browser")
+        apply(
+            admin,
+            {
+                "apiVersion": API_VERSION,
+                "kind": "TeamAccess",
+                "metadata": {"name": "browser", "namespace": namespace},
+                "spec": {
+                    "role": "admin",
+                    "members": [{"kind": "ServiceAccount", "name": "browser"}],
+                },
+            },
+        )
+        apply(
+            admin,
+            {
+                "apiVersion": API_VERSION,
+                "kind": "MCPServer",
+                "metadata": {"name": "workload", "namespace": namespace},
+                "spec": {"image": "example.com/mcp:1", "port": 8080},
+            },
+        )
+        yield namespace, token
+        admin.delete(f"/api/v1/namespaces/{namespace}")
+
+
+def _wait_for_binding(control_plane: Any, namespace: str) -> None:
+    path = (
+        f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}"
+        "/rolebindings/devserver-team-browser"
+    )
+    deadline = time.monotonic() + 60
+    with control_plane.http_client() as admin:
+        while admin.get(path).status_code != 200:
+            assert time.monotonic() < deadline, "the operator made no RoleBinding"
+            time.sleep(0.2)
+
+
+def test_log_in_create_from_a_template_watch_it_turn_ready_live_and_scale(
+    browser_tools: None,
+    console: RunningConsole,
+    control_plane: Any,
+    person: tuple[str, str],
+    mcp_streamable_server: Any,
+    tmp_path: Path,
+) -> None:
+    namespace, token = person
+    _wait_for_binding(control_plane, namespace)
+    # A test run leaves the clone as it found it: the screenshots in docs/console/ are
+    # refreshed on purpose only, with CONSOLE_SCREENSHOT_DIR=docs/console.
+    shots = Path(os.environ.get("CONSOLE_SCREENSHOT_DIR", tmp_path / "screenshots"))
+    shots.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        ["node", str(SCRIPT)],
+        env={
+            **os.environ,
+            "CONSOLE_URL": console.url,
+            "CONSOLE_TOKEN": token,
+            "CONSOLE_NAMESPACE": namespace,
+            "MCP_URL": mcp_streamable_server.url,
+            "WORKLOAD_NAME": "workload",
+            "SCREENSHOT_DIR": str(shots),
+            "CHROMIUM": str(CHROMIUM),
+        },
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    steps = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    by_step: dict[str, list[dict[str, Any]]] = {}
+    for step in steps:
+        by_step.setdefault(step["step"], []).append(step)
+    assert result.returncode == 0 and "done" in by_step, (
+        f"{json.dumps(steps, indent=1)[-4000:]}\n{result.stderr[-3000:]}"
+    )
+
+    (ready,) = by_step["ready-live"]
+    assert ready["reloaded"] is False
+    assert by_step["scaled"] == [{"step": "scaled", "replicas": 2}]
+    (granted,) = by_step["granted"]
+    # Two hours, counting down live: "1h 59m 58s", then a second later "1h 59m 57s".
+    assert granted["first"].startswith("1h 59m") and granted["later"] != granted["first"]
+    (rejected,) = by_step["rejected"]
+    assert "422" in rejected["message"] and "is invalid" in rejected["message"]
+    assert rejected["field"].startswith("spec")
+
+    pages = {entry["page"] for entry in by_step["axe"]}
+    assert pages == {
+        "login", "dashboard", "create", "detail", "scale", "grants", "list", "create-rejected",
+    }  # fmt: skip
+    serious = [
+        (entry["page"], violation)
+        for entry in by_step["axe"]
+        for violation in entry["violations"]
+        if violation["impact"] in SERIOUS
+    ]
+    assert serious == []
+    assert by_step["csp"] == [{"step": "csp", "violations": []}]
+    assert all((shots / f"{page}.png").is_file() for page in pages)
