@@ -4,7 +4,13 @@
 # frontend. Behind a TLS-intercepting proxy, hand the CA bundle to the package installs with
 #   --secret id=ca-certificates,src=/etc/ssl/certs/ca-certificates.crt   (hack/kind/images.sh does)
 
-ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+# The base image, pinned by tag and by the digest of its multi-architecture index. Dependabot
+# (.github/dependabot.yml, docker) keeps this line current. PYTHON_IMAGE names the stage both
+# stages below start from: this one by default; hack/kind/images.sh passes a locally built
+# stand-in (--build-arg PYTHON_IMAGE=localhost/devserver/python:3.11-bookworm), and BuildKit then
+# never pulls the official image.
+ARG PYTHON_IMAGE=python-base
+FROM python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d AS python-base
 
 # -- build: resolve nothing, install exactly what uv.lock says --------------------------
 FROM ${PYTHON_IMAGE} AS build

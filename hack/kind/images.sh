@@ -33,7 +33,8 @@ MCP_ALIASES=(supercorp/supergateway:4.0.0 "docker.io/library/node:${NODE_VERSION
 
 official="${DEVSERVER_OFFICIAL_BASE_IMAGES:-}"
 if [[ -n "${official}" ]]; then
-  PYTHON_IMAGE="python:3.11.14-slim-bookworm"
+  # The Dockerfile's own base stage: python:3.11.14-slim-bookworm pinned by digest.
+  PYTHON_IMAGE="python-base"
   NODE_BASE="node:${NODE_VERSION}-bookworm-slim"
 else
   ensure_debian_image

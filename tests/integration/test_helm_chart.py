@@ -9,7 +9,9 @@
   API: it creates its webhook certificate's Secret, writes the CA into the chart's webhook
   configuration, answers the API server's admission reviews and reconciles an MCPServer to
   Ready; the audit log shows it was never refused;
-- `helm uninstall` leaves nothing of the release behind (Helm keeps CRDs by design).
+- `helm uninstall` leaves nothing of the release behind but the CRDs (kept by design);
+- `helm upgrade` from the previous chart version (from git history, CRDs in `crds/`) to this
+  one (templated CRDs) and on to a next one applies changed CRDs on the API server.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
+import shutil
 import socket
 import subprocess
 import time
@@ -276,6 +280,65 @@ def test_two_replicas_are_drained_one_at_a_time() -> None:
     assert budget["selector"]["matchLabels"].items() <= pods["labels"].items()
 
 
+def test_two_replicas_spread_over_nodes_and_zones_but_still_schedule_on_one() -> None:
+    """With one replica nothing is constrained; with more, both topology keys, ScheduleAnyway
+    (a one-node cluster runs them all), and the selector of this release's pods."""
+    one = render()[("Deployment", "x-devserver-operator")]["spec"]["template"]["spec"]
+    assert "topologySpreadConstraints" not in one
+    objects = render("--set", "replicas=3")
+    deployment = objects[("Deployment", "x-devserver-operator")]
+    constraints = deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    assert [c["topologyKey"] for c in constraints] == [
+        "kubernetes.io/hostname",
+        "topology.kubernetes.io/zone",
+    ]
+    pods = deployment["spec"]["template"]["metadata"]["labels"]
+    for constraint in constraints:
+        assert constraint["whenUnsatisfiable"] == "ScheduleAnyway"
+        assert constraint["maxSkew"] == 1
+        assert constraint["labelSelector"]["matchLabels"].items() <= pods.items()
+        assert constraint["matchLabelKeys"] == ["pod-template-hash"]
+    # Given constraints replace the default, with any replica count.
+    own = [{"maxSkew": 2, "topologyKey": "rack", "whenUnsatisfiable": "DoNotSchedule",
+            "labelSelector": {"matchLabels": {"app": "x"}}}]  # fmt: skip
+    objects = render("--set-json", f"topologySpreadConstraints={json.dumps(own)}")
+    spec = objects[("Deployment", "x-devserver-operator")]["spec"]["template"]["spec"]
+    assert spec["topologySpreadConstraints"] == own
+
+
+def github_anchors(markdown: str) -> set[str]:
+    """The anchors GitHub gives the headings of a Markdown page."""
+    anchors = set()
+    for line in markdown.splitlines():
+        if line.startswith("#"):
+            title = line.lstrip("#").strip().lower()
+            anchors.add(re.sub(r"[^\w\- ]", "", title).replace(" ", "-"))
+    return anchors
+
+
+def test_every_alert_links_a_runbook_section_that_exists() -> None:
+    objects = render("--set", "prometheusRule.enabled=true")
+    (group,) = objects[("PrometheusRule", "x-devserver-operator")]["spec"]["groups"]
+    operations = (REPO / "docs" / "operations.md").read_text()
+    anchors = github_anchors(operations)
+    page = "https://github.com/ecospherenetwork/devserver-operator/blob/v0.1.0/docs/operations.md"
+    assert len(group["rules"]) >= 6
+    for rule in group["rules"]:
+        url = rule["annotations"]["runbook_url"]
+        assert url == f"{page}#{rule['alert'].lower()}"
+        assert url.split("#")[1] in anchors, f"docs/operations.md has no section {url}"
+    assert "scraping-honorlabels" in anchors  # the honorLabels requirement the rule names
+    # Your own copy of the runbooks.
+    objects = render(
+        "--set", "prometheusRule.enabled=true",
+        "--set", "prometheusRule.runbookBaseUrl=https://wiki.example/devserver",
+    )  # fmt: skip
+    (group,) = objects[("PrometheusRule", "x-devserver-operator")]["spec"]["groups"]
+    assert group["rules"][0]["annotations"]["runbook_url"] == (
+        "https://wiki.example/devserver#devserveroperatordown"
+    )
+
+
 def test_every_render_is_the_same() -> None:
     """GitOps: no generated certificate or random value in the chart (no diff on each sync)."""
     values = ["--set", "replicas=2"]
@@ -421,12 +484,17 @@ async def test_install_run_as_the_chart_service_account_and_uninstall(
     release = f"devserver-operator-{suffix}"
     system = f"devserver-system-{suffix}"
     apps = f"apps-{suffix}"
+    admin = KubeClient(Credentials.from_kubeconfig(str(local.kubeconfig_path)))
     # In single-namespace mode the operator works in `apps` only, with Roles only.
     values = mode_values(mode, apps) if mode == "single-namespace" else []
     if mode == "single-namespace":
         values += SINGLE_NAMESPACE_EXTRAS[:2]  # replicas=2: peering objects and rules too
-    admin = KubeClient(Credentials.from_kubeconfig(str(local.kubeconfig_path)))
+        # A second release in the cluster: the CRDs are the first one's (kept after its
+        # uninstall), so this one leaves them out (applied below when it runs alone).
+        values += ["--set", "crds.install=false"]
     try:
+        if mode == "single-namespace":
+            await apply_chart_crds(admin, CHART)
         await admin.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": apps}})
         started = time.monotonic()
         helm(
@@ -522,8 +590,8 @@ async def test_install_run_as_the_chart_service_account_and_uninstall(
             return not objects_of_release(local, release)
 
         await wait_for(nothing_left, seconds=30, what=f"objects of {release} to be gone")
-        # CRDs stay: Helm never deletes what is in a chart's crds/ (that would delete every
-        # custom resource in the cluster with them). docs/operations.md says how to remove them.
+        # CRDs stay: they are kept on uninstall (helm.sh/resource-policy: keep); deleting them
+        # would delete every custom resource in the cluster. docs/operations.md says how.
         crd = await admin.get(
             "apiextensions.k8s.io/v1",
             "CustomResourceDefinition",
@@ -575,3 +643,155 @@ async def call_the_webhook_at(admin: KubeClient, name: str, namespace: str, port
     assert service == {"namespace": namespace, "name": name, "path": WEBHOOK_PATH, "port": 443}
     live["webhooks"][0]["clientConfig"]["url"] = f"https://localhost:{port}{WEBHOOK_PATH}"
     await admin.raw("PUT", f"/apis/{api}/validatingwebhookconfigurations/{name}", live)
+
+
+CRD_API = "apiextensions.k8s.io/v1"
+
+
+async def established(admin: KubeClient, name: str) -> bool:
+    live = await admin.get(CRD_API, "CustomResourceDefinition", name, None)
+    conditions = (live or {}).get("status", {}).get("conditions") or []
+    return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+
+async def apply_chart_crds(admin: KubeClient, chart: Path) -> None:
+    """What `crds.install=true` would install, for a release that leaves them out."""
+    for path in sorted((chart / "files" / "crds").glob("*.yaml")):
+        crd = yaml.safe_load(path.read_text())
+        await admin.apply(crd)
+
+        async def ready(name: str = crd["metadata"]["name"]) -> bool:
+            return await established(admin, name)
+
+        await wait_for(ready, seconds=30, what=f"CRD {crd['metadata']['name']} Established")
+
+
+# -- CRD upgrades through helm upgrade ---------------------------------------------------
+
+PREVIOUS_CHART_REVISION = "a46d53594bf2a60c350a2b658ea3005530bb07c4"
+"""The last chart with its CRDs in crds/ (which Helm installs once and never upgrades): the
+version before this one. When a release tag exists, the previous tag takes its place."""
+MCPSERVERS = "mcpservers.devserver.ecosphere.network"
+NO_WEBHOOK = ["--set", "admission.enabled=false"]  # nothing answers it here; not under test
+
+
+def previous_chart(target: Path) -> Path:
+    """The chart at PREVIOUS_CHART_REVISION, from git history (CI checks out the whole
+    history for this: .github/workflows/ci.yml, fetch-depth 0)."""
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", "--format=tar", PREVIOUS_CHART_REVISION,
+         "charts/devserver-operator"],
+        capture_output=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert archive.returncode == 0, (
+        f"the previous chart needs the git history ({PREVIOUS_CHART_REVISION[:12]}): "
+        f"{archive.stderr.decode()}"
+    )
+    target.mkdir()
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    chart = target / "charts" / "devserver-operator"
+    assert (chart / "crds" / f"{MCPSERVERS}.yaml").is_file(), "not the crds/ layout"
+    return chart
+
+
+def next_chart(target: Path, version: str, new_fields: list[str]) -> Path:
+    """This chart as a later version whose MCPServer CRD has new optional spec fields."""
+    chart = Path(shutil.copytree(CHART, target))
+    crd_file = chart / "files" / "crds" / f"{MCPSERVERS}.yaml"
+    crd = yaml.safe_load(crd_file.read_text())
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    for field in new_fields:
+        spec["properties"][field] = {"type": "string", "description": "Added by an upgrade."}
+    crd_file.write_text(yaml.safe_dump(crd, sort_keys=False))
+    meta = chart / "Chart.yaml"
+    meta.write_text(re.sub(r"^version: .*$", f"version: {version}", meta.read_text(), flags=re.M))
+    return chart
+
+
+async def spec_fields(admin: KubeClient) -> set[str]:
+    live = await admin.get(CRD_API, "CustomResourceDefinition", MCPSERVERS, None)
+    assert live is not None
+    schema = live["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    return set(schema["properties"]["spec"]["properties"])
+
+
+async def kept_field(admin: KubeClient, namespace: str, name: str, field: str) -> bool:
+    """The API server keeps a field only when its schema has it (a create prunes others)."""
+    body = custom_resource("MCPServer", name, namespace, {"url": "http://127.0.0.1:9/mcp"})
+    body["spec"][field] = "kept"
+    await admin.create(body)
+    live = await admin.get("devserver.ecosphere.network/v1alpha1", "MCPServer", name, namespace)
+    return (live or {}).get("spec", {}).get(field) == "kept"
+
+
+def helm_failing(*args: str | Path, kubeconfig: Path) -> str:
+    argv = [str(helm_binary()), *(str(a) for a in args), "--kubeconfig", str(kubeconfig)]
+    result = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=300)
+    assert result.returncode != 0, f"helm {args} succeeded: {result.stdout}"
+    return result.stderr
+
+
+async def test_helm_upgrade_from_the_previous_chart_applies_changed_crds(
+    control_plane_binaries: ControlPlaneBinaries, tmp_path: Path
+) -> None:
+    """previous chart (CRDs in crds/) -> this chart with a new CRD field (--take-ownership,
+    once) -> a next version with another new field (a plain upgrade) -> uninstall keeps them.
+    A control plane of its own: the CRDs change, and other chart tests install theirs."""
+    release, namespace = "devserver-operator", "devserver-system"
+    with LocalControlPlane(control_plane_binaries) as local:
+        kubeconfig = local.kubeconfig_path
+        admin = KubeClient(Credentials.from_kubeconfig(str(kubeconfig)))
+        try:
+            previous = previous_chart(tmp_path / "previous")
+            helm("install", release, previous, "-n", namespace, "--create-namespace",
+                 *NO_WEBHOOK, kubeconfig=kubeconfig)  # fmt: skip
+            await wait_for(lambda: established(admin, MCPSERVERS), seconds=30, what="the CRD")
+            assert "upgradeCheck" not in await spec_fields(admin)
+            assert not await kept_field(admin, "default", "before", "upgradeCheck")
+
+            current = next_chart(tmp_path / "current", "0.1.0", ["upgradeCheck"])
+            # The CRDs came from crds/: not the release's, and Helm does not adopt them silently.
+            refusal = helm_failing("upgrade", release, current, "-n", namespace, *NO_WEBHOOK,
+                                   kubeconfig=kubeconfig)  # fmt: skip
+            assert "invalid ownership metadata" in refusal or "cannot be imported" in refusal
+            helm("upgrade", release, current, "-n", namespace, "--take-ownership",
+                 *NO_WEBHOOK, kubeconfig=kubeconfig)  # fmt: skip
+            assert "upgradeCheck" in await spec_fields(admin)
+            assert await kept_field(admin, "default", "after", "upgradeCheck")
+            live = await admin.get(CRD_API, "CustomResourceDefinition", MCPSERVERS, None)
+            assert live is not None
+            assert live["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+            assert live["metadata"]["annotations"]["meta.helm.sh/release-name"] == release
+
+            later = next_chart(tmp_path / "later", "0.1.1", ["upgradeCheck", "laterField"])
+            helm("upgrade", release, later, "-n", namespace, *NO_WEBHOOK, kubeconfig=kubeconfig)
+            assert {"upgradeCheck", "laterField"} <= await spec_fields(admin)
+            assert await kept_field(admin, "default", "later", "laterField")
+
+            helm("uninstall", release, "-n", namespace, kubeconfig=kubeconfig)
+            assert "laterField" in await spec_fields(admin), "kept on uninstall"
+            live_objects = await admin.raw(
+                "GET", "/apis/devserver.ecosphere.network/v1alpha1/mcpservers"
+            )
+            assert len(live_objects["items"]) == 3, "the custom resources stay with their CRD"
+        finally:
+            await admin.close()
+
+
+async def test_a_first_install_with_two_replicas_holds_its_peering_object(
+    control_plane_binaries: ControlPlaneBinaries,
+) -> None:
+    """Two replicas bring a ClusterKopfPeering: its CRD must exist before Helm renders the
+    release, which is why kopf's CRDs stay in crds/ while the four kinds' are templates."""
+    with LocalControlPlane(control_plane_binaries) as local:
+        admin = KubeClient(Credentials.from_kubeconfig(str(local.kubeconfig_path)))
+        try:
+            helm("install", "ha", CHART, "-n", "ops", "--create-namespace", "--set", "replicas=2",
+                 *NO_WEBHOOK, kubeconfig=local.kubeconfig_path)  # fmt: skip
+            peering = await admin.raw(
+                "GET", "/apis/kopf.dev/v1/clusterkopfpeerings/ha-devserver-operator"
+            )
+            assert peering["kind"] == "ClusterKopfPeering"
+            assert await established(admin, MCPSERVERS)
+        finally:
+            await admin.close()

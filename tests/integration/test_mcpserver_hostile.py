@@ -17,6 +17,7 @@ from tests.support.operator_harness import (
     RunningOperator,
     condition,
     custom_resource,
+    wait_for,
     wait_for_condition,
 )
 
@@ -225,7 +226,15 @@ async def test_metrics_count_reconciles_and_probes(
     assert sample("devserver_mcp_probe_total", {"result": "ok"}) > probes_before
     assert sample("devserver_reconcile_total", {"kind": "MCPServer", "result": "ok"}) > 0
     assert sample("devserver_mcp_server_tools", {"namespace": namespace, "name": "metered"}) == 3
-    assert sample("devserver_mcp_server_ready", {"namespace": namespace, "name": "metered"}) == 1
+
+    # The gauge is set right after the status write that the wait above saw; on a busy
+    # machine the test can read the status before the operator's next line runs.
+    async def ready_gauge() -> bool:
+        return (
+            sample("devserver_mcp_server_ready", {"namespace": namespace, "name": "metered"}) == 1
+        )
+
+    await wait_for(ready_gauge, seconds=10, what="devserver_mcp_server_ready to be 1")
     assert sample("devserver_reconcile_duration_seconds_count", {"kind": "MCPServer"}) > 0
     body = await kube.get(API_VERSION, "MCPServer", "metered", namespace)
     assert body is not None

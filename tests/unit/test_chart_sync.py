@@ -29,6 +29,9 @@ REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "devserver-operator"
 RELEASE, NAMESPACE = "devserver-operator", "devserver-system"
 HELM_ONLY_LABELS = ("helm.sh/chart", "app.kubernetes.io/managed-by")
+# The chart's CRDs are templates kept on uninstall, by Helm and by Argo CD; kustomize's are
+# the same CRDs without the two policies (kubectl delete -k removes them, as documented).
+HELM_ONLY_ANNOTATIONS = ("helm.sh/resource-policy", "argocd.argoproj.io/sync-options")
 PEERING_CRDS = {"clusterkopfpeerings.kopf.dev.yaml", "kopfpeerings.kopf.dev.yaml"}
 
 
@@ -72,11 +75,13 @@ def kustomize_build(overlay: str) -> list[dict[str, Any]]:
 def normalized(documents: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, Any]]:
     def strip(value: Any) -> Any:
         if isinstance(value, dict):
-            return {
+            kept = {
                 k: strip(v)
                 for k, v in value.items()
-                if not (k in HELM_ONLY_LABELS and isinstance(v, str))
+                if not (k in (*HELM_ONLY_LABELS, *HELM_ONLY_ANNOTATIONS) and isinstance(v, str))
             }
+            # metadata.annotations that held only those
+            return {k: v for k, v in kept.items() if not (k == "annotations" and v == {})}
         if isinstance(value, list):
             return [strip(v) for v in value]
         return value
@@ -92,10 +97,34 @@ def normalized(documents: list[dict[str, Any]]) -> dict[tuple[str, str, str], di
 
 def test_chart_crds_are_the_generated_crds() -> None:
     root = {p.name: p.read_bytes() for p in (REPO / "crds").glob("*.yaml")}
-    chart = {p.name: p.read_bytes() for p in (CHART / "crds").glob("*.yaml")}
+    chart = {p.name: p.read_bytes() for p in (CHART / "files" / "crds").glob("*.yaml")}
     assert len(root) == 4
-    assert {name: chart.get(name) for name in root} == root
-    assert set(chart) - set(root) == PEERING_CRDS
+    assert chart == root
+    # Only kopf's peering CRDs in crds/ (Helm installs it once and never upgrades it): a
+    # release with two replicas holds a peering object, whose kind Helm must know beforehand.
+    assert {p.name for p in (CHART / "crds").glob("*")} == PEERING_CRDS
+
+
+def test_the_chart_renders_every_crd_kept_on_uninstall() -> None:
+    rendered = [d for d in helm_template() if d["kind"] == "CustomResourceDefinition"]
+    rendered = [d for d in rendered if "annotations" in d["metadata"]]  # not crds/ (kopf's)
+    files = sorted(p.stem for p in (CHART / "files" / "crds").glob("*.yaml"))
+    assert sorted(d["metadata"]["name"] for d in rendered) == files
+    for crd in rendered:
+        annotations = crd["metadata"]["annotations"]
+        assert annotations["helm.sh/resource-policy"] == "keep"
+        assert annotations["argocd.argoproj.io/sync-options"] == "Prune=false,Delete=false"
+    generated = yaml.safe_load(
+        (CHART / "files/crds/mcpservers.devserver.ecosphere.network.yaml").read_text()
+    )
+    (mcpserver,) = [d for d in rendered if d["metadata"]["name"] == generated["metadata"]["name"]]
+    assert mcpserver["spec"] == generated["spec"]
+    # A second release in the same cluster leaves them to the first.
+    left = [
+        d["metadata"]["name"] for d in helm_template("--set", "crds.install=false")
+        if d["kind"] == "CustomResourceDefinition"
+    ]  # fmt: skip
+    assert sorted(f"{name}.yaml" for name in left) == sorted(PEERING_CRDS)
 
 
 def test_generated_install_files_are_current() -> None:
@@ -264,16 +293,24 @@ def test_manifests_command_checks_and_writes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from devserver_operator.cli import main
+    from devserver_operator.manifests import hand_written_sources
 
     assert main(["manifests", "--check", str(REPO)]) == 0
-    for source in ("charts/devserver-operator/files/grafana-dashboard.json",
-                   "gitops/argocd/health.lua", "README.md"):  # fmt: skip
+    for source in hand_written_sources():
         (tmp_path / source).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / source).write_text((REPO / source).read_text())
+    # A stale table of values in the README is found and rewritten.
+    readme = tmp_path / "charts/devserver-operator/README.md"
+    readme.write_text(readme.read_text().replace("| `replicas` |", "| `replica` |"))
     assert main(["manifests", "--check", str(tmp_path)]) == 1
     assert "manifests --output-dir" in capsys.readouterr().err
     assert main(["manifests", "--output-dir", str(tmp_path)]) == 0
     assert main(["manifests", "--check", str(tmp_path)]) == 0
+    assert "| `replicas` |" in readme.read_text()
     stray = tmp_path / "manifests/base/generated/old.yaml"
     stray.write_text("kind: Gone\n")
+    assert main(["manifests", "--check", str(tmp_path)]) == 1
+    stray.unlink()
+    # A CRD of ours left in the chart's crds/ would be installed once and never upgraded.
+    (tmp_path / "charts/devserver-operator/crds/old.yaml").write_text("kind: Gone\n")
     assert main(["manifests", "--check", str(tmp_path)]) == 1

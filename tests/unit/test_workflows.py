@@ -3,6 +3,7 @@ finds nothing, and the workflows do what the project promises."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -78,3 +79,65 @@ def test_dependabot_covers_every_pinned_ecosystem() -> None:
     config = yaml.safe_load((REPO / ".github" / "dependabot.yml").read_text())
     ecosystems = {update["package-ecosystem"] for update in config["updates"]}
     assert {"uv", "github-actions", "docker", "gomod"} <= ecosystems
+
+
+USES = re.compile(r"^\s*(?:-\s+)?uses:\s*(\S+)(.*)$", re.MULTILINE)
+
+
+def test_every_action_is_pinned_by_commit_with_its_version() -> None:
+    """A tag can be moved to other code; a commit cannot. The comment is what Dependabot and
+    people read (docs/operations.md: the SHAs were taken from public pins of each release)."""
+    found = []
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        for reference, comment in USES.findall(path.read_text()):
+            found.append(reference)
+            assert re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", reference), (path, reference)
+            assert re.fullmatch(r"\s*# v?\d+\.\d+\.\d+", comment), (path, reference, comment)
+    assert len(found) > 20
+    # One version per action across the workflows.
+    versions: dict[str, set[str]] = {}
+    for reference in found:
+        action, sha = reference.split("@")
+        versions.setdefault(action, set()).add(sha)
+    assert {a: v for a, v in versions.items() if len(v) > 1} == {}
+
+
+def release_steps() -> list[dict[str, Any]]:
+    steps: list[dict[str, Any]] = workflow("release.yml")["jobs"]["image-and-chart"]["steps"]
+    return steps
+
+
+def test_release_scans_then_pushes_signs_and_attaches_install_yaml() -> None:
+    steps = release_steps()
+    uses = [s.get("uses", "").split("@")[0] for s in steps]
+    scan = steps[uses.index("aquasecurity/trivy-action")]
+    assert scan["with"]["severity"] == "CRITICAL"
+    assert scan["with"]["ignore-unfixed"] is True
+    assert scan["with"]["exit-code"] == "1"
+    builds = [i for i, u in enumerate(uses) if u == "docker/build-push-action"]
+    scanned, pushed = (steps[i]["with"] for i in builds)
+    assert scanned["push"] is False and scanned["load"] is True
+    assert scan["with"]["image-ref"] == scanned["tags"]
+    assert builds[0] < uses.index("aquasecurity/trivy-action") < builds[1], "scan before push"
+    assert pushed["push"] is True and pushed["sbom"] is True and "provenance" in pushed
+    assert uses.index("sigstore/cosign-installer") < builds[1]
+    script = "\n".join(run_commands({"steps": steps}))
+    assert 'cosign sign --yes "${IMAGE}@${DIGEST}"' in script
+    assert 'cosign sign --yes "${CHART_REPOSITORY}/devserver-operator@${digest}"' in script
+    assert "hack/install-manifest.sh" in script and "dist/install.yaml" in script
+    permissions = workflow("release.yml")["jobs"]["image-and-chart"]["permissions"]
+    assert permissions["id-token"] == "write"
+
+
+def test_nothing_is_tagged_latest() -> None:
+    for path in WORKFLOWS.glob("*.yml"):
+        assert ":latest" not in path.read_text(), path.name
+
+
+def test_ci_keeps_history_for_the_upgrade_test_and_uploads_coverage() -> None:
+    job = workflow("ci.yml")["jobs"]["test"]
+    checkout = job["steps"][0]
+    assert checkout["with"]["fetch-depth"] == 0
+    upload = next(s for s in job["steps"] if "upload-artifact" in s.get("uses", ""))
+    assert upload["if"] == "always()"
+    assert "coverage/html" in upload["with"]["path"]
