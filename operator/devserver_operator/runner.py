@@ -94,7 +94,7 @@ async def _operate_once(
     stop_flag: asyncio.Event | threading.Event | None,
     ready_flag: asyncio.Event | threading.Event | None,
 ) -> None:
-    from devserver_operator.handlers import build_registry
+    from devserver_operator.kinds import build_registry
 
     liveness = f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None
     vault = Vault()
@@ -107,7 +107,7 @@ async def _operate_once(
         peering_name=settings.peering,
         identity=Identity(own_identity()),
         vault=vault,
-        # ``lead`` feeds the leadership check of /healthz (handlers/probes.py).
+        # ``lead`` feeds the leadership check of /healthz (reconcile/probes.py).
         memo=kopf.Memo(settings=settings, lead=lead, vault=vault),
         stop_flag=stop_flag,
         ready_flag=ready_flag,

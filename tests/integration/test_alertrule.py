@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import hashlib
 import hmac
 import itertools
@@ -199,6 +200,81 @@ async def test_prometheus_rule_waits_for_prometheus_operator_then_is_applied_and
         await wait_for(restored, seconds=15, what="the deleted PrometheusRule to come back")
     finally:
         await set_prometheus_rule_crd(kube, installed=False)
+
+
+async def test_a_refused_prometheus_rule_is_not_sent_again_until_the_spec_changes(
+    operator: RunningOperator, kube: KubeClient, namespace: str, control_plane: Any
+) -> None:
+    """The API server refuses a label value with a space; our schema lets it through (it only
+    bounds the length). Sending the same PrometheusRule again on every resync round can only
+    fail again: it was once one failed write per AlertRule and round."""
+    await set_prometheus_rule_crd(kube, installed=True)
+    try:
+        spec = {
+            "prometheusRule": {"labels": {"release": "not a label value"}},
+            "rules": [gauge_rule(namespace)],
+        }
+        await kube.apply(custom_resource("AlertRule", "refused", namespace, spec))
+        stalled = await wait_for_condition(
+            kube, "AlertRule", "refused", namespace, "Stalled", "True", seconds=40
+        )
+        assert condition(stalled, "Stalled")["reason"] == "PrometheusRuleRejected"
+        cursor = AuditCursor.at_end(control_plane.local.audit_log_path)
+        await asyncio.sleep(2 * operator.settings.resync_interval + 1)
+        sent = [w for w in cursor.writes() if f"/namespaces/{namespace}/prometheusrules" in w[1]]
+        assert sent == [], sent
+
+        # The control: a changed spec is sent, and applied.
+        fixed = {**spec, "prometheusRule": {"labels": {"release": "kube-prometheus-stack"}}}
+        await kube.apply(custom_resource("AlertRule", "refused", namespace, fixed))
+        await wait_for_condition(kube, "AlertRule", "refused", namespace, "Ready", "True")
+        assert await kube.get("monitoring.coreos.com/v1", "PrometheusRule", "refused", namespace)
+    finally:
+        await set_prometheus_rule_crd(kube, installed=False)
+
+
+def _live(type_name: str) -> list[Any]:
+    return [item for item in gc.get_objects() if type(item).__name__ == type_name]
+
+
+BUILTIN_ONLY = {
+    "evaluation": {"interval": "1s"},
+    "rules": [{"name": "NoServer", "builtin": {"condition": "MCPServerNotReady"}}],
+}
+
+
+async def test_alertrules_share_one_runtime(
+    operator: RunningOperator, kube: KubeClient, namespace: str
+) -> None:
+    """kopf hands every object a shallow copy of the memo: state set on it lazily belonged to
+    one AlertRule each (one HTTP client each), not to the operator as docs/alertrule.md says."""
+    uids = []
+    for name in ("one", "two"):
+        created = await kube.apply(custom_resource("AlertRule", name, namespace, BUILTIN_ONLY))
+        uids.append(created["metadata"]["uid"])
+    for name in ("one", "two"):
+        await wait_for_condition(kube, "AlertRule", name, namespace, "Ready", "True")
+    holders = [r for r in _live("AlertingRuntime") if any(uid in r.memories for uid in uids)]
+    assert len(holders) == 1, [sorted(set(uids) & set(r.memories)) for r in holders]
+    assert set(uids) <= set(holders[0].memories)
+
+
+async def test_a_deleted_alertrule_leaves_no_lock_and_no_memory(
+    operator: RunningOperator, kube: KubeClient, namespace: str
+) -> None:
+    created = await kube.apply(custom_resource("AlertRule", "gone", namespace, BUILTIN_ONLY))
+    uid = created["metadata"]["uid"]
+    await wait_for_condition(kube, "AlertRule", "gone", namespace, "Ready", "True")
+    await kube.delete(API_VERSION, "AlertRule", "gone", namespace)
+
+    async def forgotten() -> bool:
+        runtimes = _live("AlertingRuntime")
+        contexts = _live("OperatorContext")
+        return not any(uid in r.memories for r in runtimes) and not any(
+            uid in context.locks for context in contexts
+        )
+
+    await wait_for(forgotten, seconds=15, what="the deleted AlertRule's lock and memory gone")
 
 
 # -- evaluation and notification -------------------------------------------------------------

@@ -1020,10 +1020,34 @@ async def test_an_idle_integration_writes_nothing_and_asks_n8n_nothing(
 # ---------------------------------------------------------------------------- restarts
 
 
+def inline_spec(url: str, names: dict[str, str], path: str) -> dict[str, Any]:
+    """Webhook workflows by key -> n8n name, behind ``url``."""
+    workflows = [
+        {"name": key, "inline": webhook_workflow(name, unique(path))} for key, name in names.items()
+    ]
+    return n8n_spec(url, workflows=workflows)
+
+
+async def gone_with_its_workflows(
+    kube: KubeClient, n8n: N8nClient, namespace: str, name: str, names: dict[str, str]
+) -> bool:
+    if await kube.get(API_VERSION, KIND, name, namespace) is not None:
+        return False
+    return all([not await copies(n8n, workflow) for workflow in names.values()])
+
+
 def restart_operator(running: RunningOperator, control_plane: Any) -> None:
     """Stop the session's operator and put a fresh one in its place (same identity)."""
+    stop_operator(running)
+    start_in_place(running, control_plane)
+
+
+def stop_operator(running: RunningOperator) -> None:
     running.stop()
     assert not running.errors, running.errors
+
+
+def start_in_place(running: RunningOperator, control_plane: Any) -> None:
     fresh = start_operator(operator_kubeconfig(control_plane))
     running.thread, running.stop_flag = fresh.thread, fresh.stop_flag
     running.ready_flag, running.errors = fresh.ready_flag, fresh.errors
@@ -1044,13 +1068,7 @@ async def test_an_operator_restart_mid_sync_leaves_exactly_one_copy_of_each_work
         # has been stopped: created in n8n, not recorded in status, not tagged yet.
         proxy.delay = 0.1
         proxy.hold_after, proxy.hold_seconds = ("POST", r"/workflows$"), 6.0
-        spec = n8n_spec(
-            proxy.url,
-            workflows=[
-                {"name": key, "inline": webhook_workflow(name, unique("restart"))}
-                for key, name in names.items()
-            ],
-        )
+        spec = inline_spec(proxy.url, names, "restart")
         await kube.apply(custom_resource(KIND, "restart", namespace, spec))
 
         async def second_create_done() -> bool:
@@ -1090,11 +1108,45 @@ async def test_an_operator_restart_mid_sync_leaves_exactly_one_copy_of_each_work
         await kube.delete(API_VERSION, KIND, "restart", namespace)
 
         async def cleaned() -> bool:
-            if await kube.get(API_VERSION, KIND, "restart", namespace) is not None:
-                return False
-            return all([not await copies(n8n, name) for name in names.values()])
+            return await gone_with_its_workflows(kube, n8n, namespace, "restart", names)
 
         await wait_for(cleaned, seconds=SYNC, what="every workflow deleted from n8n")
+
+
+async def test_deleted_while_the_operator_is_away_after_an_unrecorded_create_leaves_nothing(
+    operator: RunningOperator,
+    control_plane: Any,
+    kube: KubeClient,
+    namespace: str,
+    n8n_server: N8nServer,
+    n8n: N8nClient,
+    api_key: str,
+) -> None:
+    """The crash test's leftover (`crash wi2-2` in n8n): a create that n8n carried out but
+    whose id never reached status leaves an untagged copy; the next reconcile would adopt it
+    by name, but when the WorkflowIntegration is deleted before that, only the finalizer runs,
+    and it looked by id and by tag only. The name is recorded with the intent to create."""
+    names = {f"w{i}": unique(f"Away {i}") for i in range(2)}
+    with SlowProxy(n8n_server.base_url) as proxy:
+        proxy.hold_after, proxy.hold_seconds = ("POST", r"/workflows$"), 6.0
+        spec = inline_spec(proxy.url, names, "away")
+        await kube.apply(custom_resource(KIND, "away", namespace, spec))
+
+        async def created_unrecorded() -> bool:
+            return proxy.count("POST", r"/workflows$") >= 1 and bool(await copies(n8n, names["w0"]))
+
+        await wait_for(created_unrecorded, seconds=SYNC, what="n8n creating the 1st workflow")
+        stop_operator(operator)
+        try:
+            await kube.delete(API_VERSION, KIND, "away", namespace)  # the finalizer holds it
+        finally:
+            proxy.hold_after = None
+            start_in_place(operator, control_plane)
+
+        async def cleaned() -> bool:
+            return await gone_with_its_workflows(kube, n8n, namespace, "away", names)
+
+        await wait_for(cleaned, seconds=SYNC, what="every copy deleted from n8n by the finalizer")
 
 
 async def test_an_operator_restart_mid_credential_create_leaves_one_copy_of_the_secret(

@@ -228,7 +228,7 @@ async def test_n8n_going_away_and_coming_back(
     tmp_path: Path,
     n8n_server: Any,
 ) -> None:
-    from devserver_operator.handlers import workflowintegration  # noqa: F401 - must exist
+    from devserver_operator.kinds import workflowintegration  # noqa: F401 - must exist
 
     await kube.apply(
         {

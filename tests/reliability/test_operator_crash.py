@@ -61,7 +61,7 @@ STOP_SECONDS = 20.0
 # whole) and dies with the zygote, which ends when the test closes its stdin, or dies.
 ZYGOTE_PROGRAM = """
 import ctypes, os, signal, sys, traceback
-import devserver_operator.handlers, devserver_operator.runner
+import devserver_operator.kinds, devserver_operator.runner
 from devserver_operator.cli import main
 signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps runs: no zombie looks alive
 print("ready", flush=True)

@@ -15,9 +15,9 @@ from pathlib import Path
 import kopf
 import pytest
 
-from devserver_operator.handlers.operator_settings import configure_kopf
 from devserver_operator.kube.client import KubeClient
 from devserver_operator.localcluster import LocalControlPlane
+from devserver_operator.reconcile.operator import configure_kopf
 from devserver_operator.settings import OperatorSettings
 from tests.reliability.harness import (
     mcpserver,

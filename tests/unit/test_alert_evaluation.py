@@ -11,12 +11,12 @@ import pytest
 
 from devserver_operator.alerting.builtin import ResourceView
 from devserver_operator.api.alertrule import AlertRuleSpec
-from devserver_operator.handlers.alertrule_evaluation import (
+from devserver_operator.kinds.alertrule.evaluation import (
     evaluate_once,
     evaluation_view,
     restore_from_status,
 )
-from devserver_operator.handlers.alertrule_memory import AlertingRuntime, AlertRuleMemory
+from devserver_operator.kinds.alertrule.memory import AlertingRuntime, AlertRuleMemory
 from devserver_operator.kube.client import KubeClient
 from tests.support.receivers import WebhookReceiver
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from devserver_operator.api.conditions import check_kstatus
-from devserver_operator.handlers.alertrule_status import (
+from devserver_operator.observe.alertrule import (
     EvaluationView,
     RuleView,
     SetupView,

@@ -17,7 +17,7 @@ from lupa import lua51
 
 from devserver_operator.api import ALL_KINDS, API_VERSION
 from devserver_operator.api.conditions import not_ready, ready, reconciling, stalled
-from devserver_operator.handlers.status import status_patch
+from devserver_operator.reconcile.status import status_patch
 
 REPO = Path(__file__).resolve().parents[2]
 ARGOCD = REPO / "gitops" / "argocd"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from devserver_operator.handlers.backoff import FailureBackoff
+from devserver_operator.reconcile.backoff import FailureBackoff
 
 
 class Clock:

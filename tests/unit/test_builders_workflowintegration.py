@@ -21,7 +21,7 @@ from devserver_operator.builders.workflowintegration import (
     PLACEHOLDER,
     CredentialRef,
     PlaceholderValues,
-    WiredServer,
+    WiredMcpServer,
     WorkflowBuildError,
     WorkflowPendingError,
     build_workflow,
@@ -38,16 +38,16 @@ from devserver_operator.builders.workflowintegration import (
     workflow_hash,
     workflow_tag,
 )
-from devserver_operator.handlers.workflowintegration_status import (
+from devserver_operator.observe.workflowintegration import (
     Problem,
     Summary,
     conditions_for,
 )
 
 OWNER = Owner("WorkflowIntegration", "stack", "team-a", "5f0c4a1e-0000-4000-8000-000000000001")
-GITHUB = WiredServer("github", "http://github.team-a.svc:8080/mcp", "streamable-http", True)
-LEGACY = WiredServer("legacy", "http://legacy.team-a.svc:8080/sse", "sse", False)
-PENDING = WiredServer("pending", None, None, False)
+GITHUB = WiredMcpServer("github", "http://github.team-a.svc:8080/mcp", "streamable-http", True)
+LEGACY = WiredMcpServer("legacy", "http://legacy.team-a.svc:8080/sse", "sse", False)
+PENDING = WiredMcpServer("pending", None, None, False)
 
 # n8n 1.123's public API schema (components.schemas.node): a node may have only these keys.
 N8N_NODE_KEYS = {
@@ -161,8 +161,10 @@ class TestSelection:
             transport="streamable-http",
             conditions=[{"type": "Ready", "status": "True"}],
         )
-        assert wired_server_from(ready) == WiredServer("s", "http://s/mcp", "streamable-http", True)
-        assert wired_server_from(mcp_body("n")) == WiredServer("n", None, None, False)
+        assert wired_server_from(ready) == WiredMcpServer(
+            "s", "http://s/mcp", "streamable-http", True
+        )
+        assert wired_server_from(mcp_body("n")) == WiredMcpServer("n", None, None, False)
 
 
 # ---------------------------------------------------------------------------- placeholders
@@ -201,7 +203,7 @@ class TestPlaceholders:
         ]
 
     def test_a_server_name_with_dots(self) -> None:
-        dotted = WiredServer("tools.v2", "http://t/mcp", "streamable-http", True)
+        dotted = WiredMcpServer("tools.v2", "http://t/mcp", "streamable-http", True)
         assert substitute("{{ mcp.tools.v2.url }}", values(servers=[dotted]), where="w") == (
             "http://t/mcp"
         )

@@ -9,7 +9,7 @@ import sys
 def test_starting_the_operator_loads_no_fastapi() -> None:
     probe = (
         "import sys; import devserver_operator.cli, devserver_operator.runner, "
-        "devserver_operator.handlers.mcpserver; "
+        "devserver_operator.kinds.mcpserver; "
         "loaded = [m for m in ('fastapi', 'uvicorn', 'starlette', 'devserver_operator.console') "
         "if m in sys.modules]; print(','.join(loaded))"
     )

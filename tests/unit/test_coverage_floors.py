@@ -45,7 +45,7 @@ def verdicts(output: str) -> dict[str, tuple[str, str]]:
 
 
 def test_all_floors_held(tmp_path: Path) -> None:
-    measured_package(tmp_path, {"api": 19, "builders": 20, "handlers": 16})
+    measured_package(tmp_path, {"api": 19, "builders": 20, "kinds": 16})
     result = floors(tmp_path)
     assert result.returncode == 0, result.stdout
     assert verdicts(result.stdout) == {
@@ -56,7 +56,7 @@ def test_all_floors_held(tmp_path: Path) -> None:
 
 
 def test_a_pure_package_under_95_fails_the_run(tmp_path: Path) -> None:
-    measured_package(tmp_path, {"api": 20, "builders": 18, "handlers": 20})
+    measured_package(tmp_path, {"api": 20, "builders": 18, "kinds": 20})
     result = floors(tmp_path)
     assert result.returncode == 1
     assert verdicts(result.stdout)["devserver_operator/builders/"] == ("90.00", "BELOW THE FLOOR")
@@ -64,7 +64,7 @@ def test_a_pure_package_under_95_fails_the_run(tmp_path: Path) -> None:
 
 
 def test_the_package_under_85_fails_the_run(tmp_path: Path) -> None:
-    measured_package(tmp_path, {"api": 20, "builders": 20, "handlers": 5})
+    measured_package(tmp_path, {"api": 20, "builders": 20, "kinds": 5})
     result = floors(tmp_path)
     assert result.returncode == 1
     assert verdicts(result.stdout)["devserver_operator (all)"] == ("75.00", "BELOW THE FLOOR")

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from devserver_operator.handlers.context import RecentWrites
-from devserver_operator.handlers.resync import StatusMemory
+from devserver_operator.builders.common import OWNER_KIND_LABEL, OWNER_NAME_LABEL
 from devserver_operator.kube.drift import (
     APPLIED_HASH_ANNOTATION,
     is_subset,
     needs_apply,
     with_applied_hash,
 )
+from devserver_operator.reconcile.memory import WriteMemory, owner_key
 
 SERVICE: dict[str, Any] = {
     "apiVersion": "v1",
@@ -87,7 +87,7 @@ def test_subset_rules() -> None:
 
 
 def test_recent_writes_win_until_the_cache_catches_up() -> None:
-    memory = RecentWrites()
+    memory = WriteMemory()
     key = ("v1", "Service", "n", "s")
     ours = {"metadata": {"resourceVersion": "10"}}
     memory.remember(key, ours)
@@ -95,24 +95,39 @@ def test_recent_writes_win_until_the_cache_catches_up() -> None:
     assert memory.newer_than_cache(key, None) == (True, ours)
     cached = {"metadata": {"resourceVersion": "11"}}
     assert memory.newer_than_cache(key, cached) == (False, cached)
-    assert key not in memory.bodies
+    assert key not in memory.children
 
 
 def test_recent_deletes_hide_stale_cache_entries() -> None:
-    memory = RecentWrites()
+    memory = WriteMemory()
     key = ("v1", "Service", "n", "s")
     memory.remember(key, None)
     assert memory.newer_than_cache(key, {"metadata": {"resourceVersion": "9"}}) == (True, None)
 
 
 def test_status_memory_prefers_our_newer_write() -> None:
-    memory = StatusMemory()
-    memory.remember("u", {"metadata": {"resourceVersion": "7"}, "status": {"x": 2}})
+    memory = WriteMemory()
+    memory.remember_status("u", {"metadata": {"resourceVersion": "7"}, "status": {"x": 2}})
     stale = {"metadata": {"resourceVersion": "6"}, "status": {"x": 1}}
-    assert memory.freshest("u", stale) == {"x": 2}
+    assert memory.freshest_status("u", stale) == {"x": 2}
     fresh = {"metadata": {"resourceVersion": "8"}, "status": {"x": 3}}
-    assert memory.freshest("u", fresh) == {"x": 3}
-    assert memory.freshest("u", stale) == {"x": 1}  # forgotten once the cache caught up
+    assert memory.freshest_status("u", fresh) == {"x": 3}
+    # Triggers hand over bodies of different ages: one older than our write never wins, even
+    # after a newer one was seen (it would write that status again).
+    assert memory.freshest_status("u", stale) == {"x": 2}
+    memory.forget_status("u")
+    assert memory.freshest_status("u", stale) == {"x": 1}
+
+
+def test_children_written_lately_are_found_by_their_owner_before_the_cache_has_them() -> None:
+    memory = WriteMemory()
+    key = ("rbac.authorization.k8s.io/v1", "RoleBinding", "n", "b")
+    labels = {OWNER_KIND_LABEL: "teamaccess", OWNER_NAME_LABEL: "team"}
+    memory.remember(key, {"metadata": {"resourceVersion": "3", "labels": labels}})
+    owner = owner_key("n", "TeamAccess", "team")
+    assert memory.written_children(owner) == {key}
+    memory.settle(key, {"metadata": {"resourceVersion": "3"}})  # the cache has it now
+    assert memory.written_children(owner) == set()
 
 
 def test_empty_values_the_server_leaves_out_are_not_drift() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from devserver_operator.handlers.indexes import cached_copy
+from devserver_operator.reconcile.lookup import cached_copy
 
 LIVE = {
     "metadata": {

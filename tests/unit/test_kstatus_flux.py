@@ -9,7 +9,7 @@ pkg/kstatus/status). For a custom resource without type-specific rules that is:
 4. otherwise -> Current (the controller is done; Ready is not consulted).
 
 ``kstatus`` below is that algorithm as a pure function. The statuses come from the real
-status helpers (``api/conditions.py``, ``handlers/status.py``) and, for MCPServer, from the
+status helpers (``api/conditions.py``, ``reconcile/status.py``) and, for MCPServer, from the
 real condition logic over every availability and verification outcome. The point: Flux must
 never call an object Current while the operator is still working on it, and must see Failed
 for what needs a person.
@@ -32,8 +32,8 @@ from devserver_operator.api.conditions import (
     stalled,
 )
 from devserver_operator.api.mcpserver import MCPServerSpec
-from devserver_operator.handlers.mcpserver_status import Availability, Verification, conditions_for
-from devserver_operator.handlers.status import status_patch
+from devserver_operator.observe.mcpserver import Availability, Verification, conditions_for
+from devserver_operator.reconcile.status import status_patch
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 CURRENT, IN_PROGRESS, FAILED, TERMINATING = "Current", "InProgress", "Failed", "Terminating"

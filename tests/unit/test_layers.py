@@ -1,4 +1,4 @@
-"""The architecture in the tree: api <- builders <- handlers; builders stay pure."""
+"""The architecture in the tree: api <- builders, observe <- reconcile <- kinds."""
 
 from __future__ import annotations
 

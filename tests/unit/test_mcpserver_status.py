@@ -8,7 +8,7 @@ import pytest
 
 from devserver_operator.api.conditions import check_kstatus
 from devserver_operator.api.mcpserver import MCPServerSpec
-from devserver_operator.handlers.mcpserver_status import (
+from devserver_operator.observe.mcpserver import (
     Availability,
     Verification,
     availability_from_deployment,

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from devserver_operator.builders.workflowintegration import DesiredWorkflow
-from devserver_operator.handlers.workflowintegration_n8n import n8n_payload
 from devserver_operator.integrations import n8n
 from devserver_operator.integrations.n8n import (
     WEBHOOK_ID_NAMESPACE,
@@ -33,6 +32,7 @@ from devserver_operator.integrations.n8n_errors import (
     redact,
 )
 from devserver_operator.integrations.n8n_payloads import with_save_defaults, workflow_differences
+from devserver_operator.integrations.n8n_sync import n8n_payload
 
 WEBHOOK = "n8n-nodes-base.webhook"
 

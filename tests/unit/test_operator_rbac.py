@@ -13,7 +13,7 @@ import pytest
 
 from devserver_operator.api import ALL_KINDS, GROUP
 from devserver_operator.api.teamaccess import CLUSTER_ROLE_FOR
-from devserver_operator.handlers import build_registry
+from devserver_operator.kinds import build_registry
 from devserver_operator.kube.resources import RESOURCES
 from devserver_operator.manifests.operator_rbac import (
     ROLE_NAME,

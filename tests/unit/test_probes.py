@@ -9,9 +9,9 @@ from typing import Any
 import kopf
 import pytest
 
-from devserver_operator.handlers.probes import WatchStreams, lead_report, resync_report
-from devserver_operator.handlers.resync import Resync
 from devserver_operator.leadership import LeadWatch
+from devserver_operator.reconcile.probes import WatchStreams, lead_report, resync_report
+from devserver_operator.reconcile.resync import Resync
 
 
 async def _check_forever(body: Any, context: Any) -> None:
@@ -30,7 +30,7 @@ async def test_an_idle_loop_is_healthy_and_a_progressing_one_reports_its_rounds(
     resync = Resync()
     assert resync_report(resync, time.monotonic()) == {"running": False, "rounds": 0}
     resync.configure(context=object(), interval=0.05)
-    resync.track("MCPServer", _body("a"), deleted=False, check=_quick_check)
+    resync.track("MCPServer", _body("a"), check=_quick_check)
     try:
         deadline = time.monotonic() + 10
         while resync.rounds < 2:
@@ -47,7 +47,7 @@ async def test_an_idle_loop_is_healthy_and_a_progressing_one_reports_its_rounds(
 async def test_a_stalled_loop_fails_after_three_intervals_and_an_ended_one_at_once() -> None:
     resync = Resync()
     resync.configure(context=object(), interval=0.05)
-    resync.track("MCPServer", _body("hangs"), deleted=False, check=_check_forever)
+    resync.track("MCPServer", _body("hangs"), check=_check_forever)
     try:
         started = time.monotonic()
         assert resync_report(resync, started)["running"]

@@ -12,7 +12,7 @@ import pytest
 
 from devserver_operator.api import ALL_KINDS, GROUP
 from devserver_operator.api.teamaccess import CLUSTER_ROLE_FOR
-from devserver_operator.handlers.indexes import OWNED_KINDS
+from devserver_operator.kinds.mcpserver import CHILDREN as MCPSERVER_CHILDREN
 from devserver_operator.manifests.admission import (
     DENIED_MESSAGE,
     MINIMUM_KUBERNETES_VERSION,
@@ -78,12 +78,12 @@ def test_secrets_only_for_admin(name: str) -> None:
 def test_viewer_reads_every_kind_and_every_child_the_operator_creates() -> None:
     for info in ALL_KINDS:
         assert (GROUP, info.plural, "list", "") in GRANTS[VIEWER], info.kind
-    for group, _, plural, _ in OWNED_KINDS.values():
-        if group == "rbac.authorization.k8s.io":
+    for child in MCPSERVER_CHILDREN:
+        if child.group == "rbac.authorization.k8s.io":
             # The stdio proxy's Role and RoleBinding: RBAC objects stay out of the team roles
             # (aggregated into view, which does not read RBAC either).
             continue
-        assert (group, plural, "get", "") in GRANTS[VIEWER], plural
+        assert (child.group, child.plural, "get", "") in GRANTS[VIEWER], child.plural
 
 
 def test_operator_changes_the_workload_kinds_but_not_teamaccess() -> None:

@@ -3,6 +3,6 @@ interval, resolved notices, channel backoff), rate limits, templates and the bui
 conditions on this project's own resources. No I/O and no clock: time is always a parameter,
 so every rule here is tested without sleeping.
 
-The handler (``handlers/alertrule.py``) feeds observations in, sends what the planner says
+The AlertRule kind (``kinds/alertrule/``) feeds observations in, sends what the planner says
 is due through ``integrations/notifiers``, and writes status.
 """

@@ -12,6 +12,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import yaml
+
 from .base import ApiModel
 from .kinds import (
     AGE_COLUMN,
@@ -146,3 +148,14 @@ def build_crd(info: KindInfo) -> dict[str, Any]:
 
 def build_all_crds() -> list[dict[str, Any]]:
     return [build_crd(info) for info in ALL_KINDS]
+
+
+def crd_files() -> dict[str, str]:
+    """File name -> YAML text of every CRD, as committed in crds/ (and the chart's copy)."""
+    files: dict[str, str] = {}
+    for crd in build_all_crds():
+        name = crd["metadata"]["name"]
+        files[f"{name}.yaml"] = GENERATED_HEADER + yaml.safe_dump_all(
+            [crd], sort_keys=False, width=100
+        )
+    return files

@@ -228,6 +228,11 @@ class WorkflowStatus(ApiModel):
     """n8n's copy differs from the desired one (driftPolicy Report)."""
     message: str | None = None
     """Why the workflow is not in sync, in n8n's words where n8n said it."""
+    creating: bool | None = None
+    """A create of this workflow was sent and its id is not recorded yet: should the operator
+    stop right then, it finds that copy by its name (n8nName) instead of leaving it behind."""
+    n8n_name: str | None = Field(default=None, alias="n8nName")
+    """The workflow's name in n8n, recorded with a create."""
 
 
 class CredentialStatus(ApiModel):

@@ -58,7 +58,7 @@ class WorkflowPendingError(WorkflowBuildError):
 
 
 @dataclass(frozen=True)
-class WiredServer:
+class WiredMcpServer:
     """What a WorkflowIntegration needs of one selected MCPServer, from its status."""
 
     name: str
@@ -89,7 +89,7 @@ class CredentialRef:
 @dataclass(frozen=True)
 class PlaceholderValues:
     params: Mapping[str, str]
-    servers: Sequence[WiredServer]
+    servers: Sequence[WiredMcpServer]
     credentials: Mapping[str, CredentialRef | None]
     """Every credential of the spec; None while it is not created yet."""
     owner: Owner
@@ -131,14 +131,14 @@ def label_selector_matches(selector: Mapping[str, Any], labels: Mapping[str, str
     return True
 
 
-def wired_server_from(body: Mapping[str, Any]) -> WiredServer:
+def wired_server_from(body: Mapping[str, Any]) -> WiredMcpServer:
     """An MCPServer's name, URL, transport and readiness from its status."""
     status = body.get("status") or {}
     ready = any(
         c.get("type") == "Ready" and c.get("status") == "True"
         for c in status.get("conditions") or []
     )
-    return WiredServer(
+    return WiredMcpServer(
         name=body["metadata"]["name"],
         url=status.get("url") or None,
         transport=status.get("transport") or None,
@@ -160,7 +160,7 @@ def _header_refs(body: Mapping[str, Any]) -> list[HeaderRef]:
 
 def select_mcp_servers(
     selector: McpServerSelector | None, servers: Iterable[Mapping[str, Any]]
-) -> list[WiredServer]:
+) -> list[WiredMcpServer]:
     """The MCPServers (bodies from one namespace) that ``selector`` picks, sorted by name:
     those named in ``names`` plus those matching ``selector`` (a union). Deleted ones
     (deletionTimestamp set) are no longer wired."""
@@ -284,7 +284,7 @@ def build_workflow(
     owner: Owner,
     spec: Workflow,
     *,
-    servers: Sequence[WiredServer],
+    servers: Sequence[WiredMcpServer],
     credentials: Mapping[str, CredentialRef | None],
     source: Mapping[str, Any] | None = None,
 ) -> DesiredWorkflow:

@@ -157,7 +157,7 @@ class KubeClient:
         # Few connections, all kept open: a connection closed after a burst costs a new TLS
         # handshake with a client certificate (a fifth of the operator's CPU when 1000
         # objects converged). Reconciles in flight are capped to match
-        # (handlers.context.RECONCILE_CONCURRENCY).
+        # (reconcile.context.RECONCILE_CONCURRENCY).
         verify = ssl_context(credentials)
         if self._httpx_transport is not None:
             return HttpxTransport(

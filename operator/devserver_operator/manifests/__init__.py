@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from devserver_operator import __version__
+from devserver_operator.api.crd import crd_files
 from devserver_operator.cli_reference import readme_with_run_flags
 
 from .console_rbac import console_rules
@@ -148,8 +149,6 @@ def generated_files(repo: Path) -> dict[str, str]:
     ``repo`` is read for the hand-written sources that the chart or kustomize get a copy of:
     the Grafana dashboard and the Argo CD health check; and for the chart's values, schema
     and README, whose table of values is generated."""
-    from devserver_operator.cli import crd_files
-
     files: dict[str, str] = {}
     # Not the chart's crds/, which Helm never upgrades: templates/crds.yaml renders these.
     for name, text in crd_files().items():

@@ -35,7 +35,6 @@ from devserver_operator.alerting.notification import Notification
 from devserver_operator.alerting.state import (
     Alert,
     Observation,
-    Restored,
     RuleDefinition,
     active_alerts,
     advance,
@@ -50,10 +49,10 @@ from devserver_operator.integrations.prometheus import (
     PromQLError,
 )
 from devserver_operator.kube.client import KubeClient
+from devserver_operator.observe.alertrule import EvaluationView, RuleView
 
-from .alertrule_channels import ChannelSetupError, SecretReader, build_notifier
-from .alertrule_memory import AlertingRuntime, AlertRuleMemory, RuleError
-from .alertrule_status import EvaluationView, RuleView
+from .channels import ChannelSetupError, SecretReader, build_notifier
+from .memory import AlertingRuntime, AlertRuleMemory, RuleError, restore_from_status
 
 QUERY_CONCURRENCY = 4
 logger = logging.getLogger(__name__)
@@ -76,25 +75,6 @@ def rule_definition(rule: Rule) -> RuleDefinition:
         labels=dict(rule.labels or {}),
         annotations=annotations,
     )
-
-
-def restore_from_status(status: Mapping[str, Any], memory: AlertRuleMemory) -> dict[str, Restored]:
-    """Rule states from status, for the first evaluation after the operator (re)started."""
-    restored: dict[str, Restored] = {}
-    for item in status.get("rules") or []:
-        if not isinstance(item, Mapping) or not item.get("name"):
-            continue
-        name = str(item["name"])
-        sent = item.get("notificationsSent")
-        if isinstance(sent, int):
-            memory.notifications_sent.setdefault(name, sent)
-        last = _timestamp(item.get("lastNotificationTime"))
-        if last is not None:
-            memory.last_notification.setdefault(name, last)
-        state = item.get("state")
-        if state in ("pending", "firing"):
-            restored[name] = Restored(state=state, active_since=_timestamp(item.get("activeSince")))
-    return restored
 
 
 async def evaluate_once(
@@ -396,12 +376,3 @@ def evaluation_view(spec: AlertRuleSpec, memory: AlertRuleMemory) -> EvaluationV
             if channel in names and health.failures
         },
     )
-
-
-def _timestamp(text: Any) -> datetime | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None

@@ -7,15 +7,14 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from devserver_operator.api import API_VERSION
 from devserver_operator.api.workflowintegration import WorkflowIntegrationSpec
 from devserver_operator.builders.workflowintegration import WorkflowBuildError, parse_workflow_json
+from devserver_operator.integrations.n8n_sync import WorkflowSources
 from devserver_operator.kube.client import KubeClient
-
-from .workflowintegration_status import Problem
+from devserver_operator.observe.workflowintegration import Problem
 
 
 class MissingInputError(Exception):
@@ -25,14 +24,6 @@ class MissingInputError(Exception):
         super().__init__(message)
         self.reason = reason
         self.message = message
-
-
-@dataclass(frozen=True)
-class WorkflowSources:
-    """Parsed ConfigMap workflows by workflow key, and the problems of those that failed."""
-
-    parsed: dict[str, dict[str, Any]]
-    problems: dict[str, Problem]
 
 
 def decode_secret_data(secret: Mapping[str, Any]) -> dict[str, str]:
@@ -121,9 +112,4 @@ async def mcp_servers_in(
     (no request at all), else one LIST."""
     if index is None:
         return await kube.list(API_VERSION, "MCPServer", namespace)
-    found: list[dict[str, Any]] = []
-    for (item_namespace, _), store in index.items():
-        if item_namespace != namespace:
-            continue
-        found.extend(dict(body) for body in store)
-    return found
+    return [dict(body) for body in index.get((namespace,), [])]

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import kopf
 
 from devserver_operator.builders.common import ANNOTATION_PREFIX
-from devserver_operator.kube.client import KubeClient
+from devserver_operator.kube.client import FIELD_MANAGER, KubeClient
 from devserver_operator.kube.credentials import load_credentials
 from devserver_operator.leadership import reporting_instance, start_priority
 from devserver_operator.settings import OperatorSettings
 
 from .context import OperatorContext
+from .kind import Kind
 
 FINALIZER = ANNOTATION_PREFIX + "cleanup"
-FIELD_MANAGER = "devserver-operator"
 
 
 def configure_kopf(settings: kopf.OperatorSettings, operator: OperatorSettings) -> None:
@@ -62,23 +63,32 @@ def configure_kopf(settings: kopf.OperatorSettings, operator: OperatorSettings) 
         settings.peering.priority = start_priority()
 
 
-async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
-    operator: OperatorSettings = memo.settings
-    configure_kopf(settings, operator)
-    memo.context = OperatorContext(
-        settings=operator,
-        # kopf's vault holds the one login both clients use (kube/login.py: VaultLogin).
-        kube=KubeClient.from_kopf_vault(memo.vault, lambda: getattr(memo, "token_file", None)),
-        probe_slots=asyncio.Semaphore(operator.verification_concurrency),
-    )
-    memo.context.resync.configure(memo.context, operator.resync_interval)
+def register_operator_hooks(registry: kopf.OperatorRegistry, kinds: Sequence[Kind]) -> None:
+    async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
+        operator: OperatorSettings = memo.settings
+        configure_kopf(settings, operator)
+        # Everything shared is created here, on the operator's own memo: kopf gives every
+        # object a shallow copy of it, so state set later would belong to one object only.
+        memo.context = OperatorContext(
+            settings=operator,
+            # kopf's vault holds the one login both clients use (kube/login.py: VaultLogin).
+            kube=KubeClient.from_kopf_vault(memo.vault, lambda: getattr(memo, "token_file", None)),
+            probe_slots=asyncio.Semaphore(operator.verification_concurrency),
+            states={kind.info.kind: kind.new_state(operator) for kind in kinds},
+        )
+        memo.context.resync.configure(memo.context, operator.resync_interval)
 
+    async def cleanup(memo: Any, **_: Any) -> None:
+        context: OperatorContext | None = getattr(memo, "context", None)
+        if context is not None:
+            await context.resync.stop()
+            for kind in kinds:
+                await kind.close(context.states.get(kind.info.kind))
+            await context.kube.close()
 
-async def cleanup(memo: Any, **_: Any) -> None:
-    context: OperatorContext | None = getattr(memo, "context", None)
-    if context is not None:
-        await context.resync.stop()
-        await context.kube.close()
+    kopf.on.startup(registry=registry)(startup)
+    kopf.on.cleanup(registry=registry)(cleanup)
+    kopf.on.login(registry=registry)(login)
 
 
 def login(memo: Any, **_: Any) -> kopf.ConnectionInfo:
@@ -89,9 +99,3 @@ def login(memo: Any, **_: Any) -> kopf.ConnectionInfo:
     memo.token_file = credentials.token_file
     info: kopf.ConnectionInfo = credentials.as_connection_info()
     return info
-
-
-def register_operator_hooks(registry: kopf.OperatorRegistry) -> None:
-    kopf.on.startup(registry=registry)(startup)
-    kopf.on.cleanup(registry=registry)(cleanup)
-    kopf.on.login(registry=registry)(login)

@@ -16,34 +16,35 @@ from typing import Any
 
 from devserver_operator.builders.common import Owner, held_by_another
 from devserver_operator.builders.openhands import OpenHandsServer, build_openhands_secret
-from devserver_operator.builders.workflowintegration import WiredServer
+from devserver_operator.builders.workflowintegration import WiredMcpServer
 from devserver_operator.kube.children import apply_children
+from devserver_operator.observe.workflowintegration import Problem
+from devserver_operator.reconcile.context import OperatorContext
+from devserver_operator.reconcile.kind import Request
 
-from .context import OperatorContext
-from .workflowintegration_inputs import decode_secret_data
-from .workflowintegration_status import Problem
+from .inputs import decode_secret_data
 
 SECRET_CONFLICT = "SecretConflict"  # noqa: S105 - a condition reason
 MISSING_SECRET = "MissingSecret"  # noqa: S105 - a condition reason
 
 
-def needs_secret(selected: Sequence[WiredServer]) -> bool:
+def needs_secret(selected: Sequence[WiredMcpServer]) -> bool:
     """Whether any selected MCPServer sends headers (ready or not: the Secret's existence
     follows the specs, not the servers' ups and downs)."""
     return any(server.headers for server in selected)
 
 
 async def apply_openhands_secret(
-    context: OperatorContext,
-    owner: Owner,
+    request: Request,
     name: str | None,
-    selected: Sequence[WiredServer],
+    selected: Sequence[WiredMcpServer],
     listed: Sequence[OpenHandsServer],
     retired: Iterable[str],
     problems: list[Problem],
 ) -> None:
     """Write (or delete) the Secret ``name``; ``retired``: names of ConfigMaps just pruned,
     whose same-named Secrets go with them."""
+    context, owner = request.context, request.owner
     for old in retired:
         if old != name:
             await _delete_if_ours(context, owner, old)
@@ -73,13 +74,13 @@ async def apply_openhands_secret(
     def lookup(*_: str) -> Mapping[str, Any] | None:
         return live
 
-    await apply_children(context.kube, [wanted], lookup=lookup, observe=context.recent.remember)
+    await apply_children(context.kube, [wanted], lookup=lookup, observe=context.writes.remember)
 
 
 async def _with_headers(
     context: OperatorContext,
     owner: Owner,
-    selected: Sequence[WiredServer],
+    selected: Sequence[WiredMcpServer],
     listed: Sequence[OpenHandsServer],
     problems: list[Problem],
 ) -> list[OpenHandsServer] | None:
@@ -119,4 +120,4 @@ async def _delete_if_ours(context: OperatorContext, owner: Owner, name: str) -> 
         return  # absent, or someone else's: never deleted
     uid = live["metadata"].get("uid")
     await context.kube.delete("v1", "Secret", name, owner.namespace, uid=uid)
-    context.recent.remember(("v1", "Secret", owner.namespace, name), None)
+    context.writes.remember(("v1", "Secret", owner.namespace, name), None)

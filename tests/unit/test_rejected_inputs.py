@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from devserver_operator.handlers import mcpserver_rejections as rejections
-from devserver_operator.handlers.mcpserver_rejections import RejectedChildren
 from devserver_operator.kube.errors import InvalidError
+from devserver_operator.reconcile import memory as rejections
+from devserver_operator.reconcile.memory import RejectedInputs
 
 DEPLOYMENT = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "a"}}
 
 
 def test_exactly_the_refused_children_are_refused_again_with_the_servers_words() -> None:
-    rejected = RejectedChildren()
+    rejected = RejectedInputs()
     rejected.raise_if_refused("uid-1", [DEPLOYMENT])  # nothing known: no error
     rejected.remember("uid-1", [DEPLOYMENT], "env[0].name: Required value")
     with pytest.raises(InvalidError, match=r"env\[0\]\.name: Required value") as raised:
@@ -26,7 +26,7 @@ def test_exactly_the_refused_children_are_refused_again_with_the_servers_words()
 
 
 def test_around_an_apply_a_refusal_is_remembered() -> None:
-    rejected = RejectedChildren()
+    rejected = RejectedInputs()
     with (
         pytest.raises(InvalidError),
         rejected.refusing_again("uid-1", [DEPLOYMENT]),
@@ -38,7 +38,7 @@ def test_around_an_apply_a_refusal_is_remembered() -> None:
 
 def test_memory_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(rejections, "MAX_REMEMBERED", 3)
-    rejected = RejectedChildren()
+    rejected = RejectedInputs()
     for index in range(5):
         rejected.remember(f"uid-{index}", [DEPLOYMENT], "refused")
     assert list(rejected.rejected) == ["uid-2", "uid-3", "uid-4"]

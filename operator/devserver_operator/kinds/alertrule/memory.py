@@ -3,14 +3,14 @@
 Alerts, what was sent, channel health and rate limits live here and not in status: they
 change with every notification and would otherwise cost API writes. After a restart, the
 rule states in status are enough to carry on without notifying twice (see
-``alertrule_evaluation.restore_from_status``).
+``restore_from_status``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -67,38 +67,14 @@ class AlertRuleMemory:
     restored: bool = False
     restore_hints: dict[str, Restored] = field(default_factory=dict)
     """Rule states read from status at the first evaluation, until each rule is evaluated."""
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    status: dict[str, Any] | None = None
-    status_version: int = 0
-    """The status this process last wrote and the object's resourceVersion after it: the
-    watched body lags behind our own writes, and a diff against a stale status would skip a
-    needed write."""
+    next_evaluation: float = 0.0
+    """When the next evaluation is due (monotonic clock)."""
 
     def limit_for(self, channel: str, per_hour: int) -> SlidingWindowLimit:
         limit = self.limits.get(channel)
         if limit is None or limit.limit != per_hour:
             limit = self.limits[channel] = SlidingWindowLimit(per_hour)
         return limit
-
-    def current_status(self, body: Any) -> dict[str, Any]:
-        """The freshest status we know: the body's, unless our own last write is newer."""
-        live = dict(body.get("status") or {})
-        if self.status is None:
-            return live
-        if _version(body) >= self.status_version:
-            return live
-        return dict(self.status)
-
-    def remember_status(self, written: dict[str, Any]) -> None:
-        self.status = dict(written.get("status") or {})
-        self.status_version = _version(written)
-
-
-def _version(body: Any) -> int:
-    try:
-        return int((body.get("metadata") or {}).get("resourceVersion") or 0)
-    except (TypeError, ValueError):
-        return 0
 
 
 @dataclass
@@ -141,9 +117,29 @@ class AlertingRuntime:
         await self.http.aclose()
 
 
-def runtime_from(memo: Any) -> AlertingRuntime:
-    runtime: AlertingRuntime | None = getattr(memo, "alerting", None)
-    if runtime is None:
-        runtime = AlertingRuntime()
-        memo.alerting = runtime
-    return runtime
+def restore_from_status(status: Mapping[str, Any], memory: AlertRuleMemory) -> dict[str, Restored]:
+    """Rule states from status, for the first evaluation after the operator (re)started."""
+    restored: dict[str, Restored] = {}
+    for item in status.get("rules") or []:
+        if not isinstance(item, Mapping) or not item.get("name"):
+            continue
+        name = str(item["name"])
+        sent = item.get("notificationsSent")
+        if isinstance(sent, int):
+            memory.notifications_sent.setdefault(name, sent)
+        last = _timestamp(item.get("lastNotificationTime"))
+        if last is not None:
+            memory.last_notification.setdefault(name, last)
+        state = item.get("state")
+        if state in ("pending", "firing"):
+            restored[name] = Restored(state=state, active_since=_timestamp(item.get("activeSince")))
+    return restored
+
+
+def _timestamp(text: Any) -> datetime | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
