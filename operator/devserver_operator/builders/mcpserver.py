@@ -307,10 +307,20 @@ def build_deployment(inputs: McpServerInputs) -> dict[str, Any]:
     }
 
 
-def build_pod_template(inputs: McpServerInputs) -> dict[str, Any]:
+def build_pod_template(
+    inputs: McpServerInputs,
+    container: dict[str, Any] | None = None,
+    own_labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The pod of the server: ``container`` (the server's own, by default) with the spec's
+    volumes, account, overrides and scheduling. An attached stdio server's pod is the same
+    pod with another container and labels (mcpserver_stdio)."""
     spec = inputs.spec
     overrides = spec.pod_overrides
-    labels = {**(overrides.labels if overrides and overrides.labels else {}), **_labels(inputs)}
+    labels = {
+        **(overrides.labels if overrides and overrides.labels else {}),
+        **(own_labels if own_labels is not None else _labels(inputs)),
+    }
     annotations = dict(overrides.annotations) if overrides and overrides.annotations else {}
     if inputs.config_hash is not None:
         annotations[CONFIG_HASH_ANNOTATION] = inputs.config_hash
@@ -320,7 +330,7 @@ def build_pod_template(inputs: McpServerInputs) -> dict[str, Any]:
             if overrides and overrides.security_context is not None
             else RESTRICTED_POD_SECURITY_CONTEXT
         ),
-        "containers": [build_server_container(inputs)],
+        "containers": [container if container is not None else build_server_container(inputs)],
         "volumes": pod_volumes(spec.volumes or []),
         "enableServiceLinks": False,
     }

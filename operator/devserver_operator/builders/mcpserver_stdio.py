@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .common import CONFIG_HASH_ANNOTATION, child_labels, child_metadata, stable_hash
+from .common import child_labels, child_metadata, stable_hash
 from .mcpserver import (
     APP_NAME,
     DEFAULT_RESOURCES,
@@ -30,13 +30,12 @@ from .mcpserver import (
     SERVER_CONTAINER,
     McpServerInputs,
     build_network_policy,
+    build_pod_template,
     build_service,
     build_service_account,
     environment,
     mounts,
     pod_volumes,
-    scheduling,
-    service_account_name,
 )
 
 SERVER_APP_NAME = "mcp-stdio-server"
@@ -193,39 +192,9 @@ def build_server_network_policy(inputs: McpServerInputs) -> dict[str, Any]:
 
 
 def build_server_statefulset(inputs: McpServerInputs) -> dict[str, Any]:
-    spec = inputs.spec
-    overrides = spec.pod_overrides
-    labels = {
-        **(overrides.labels if overrides and overrides.labels else {}),
-        **_server_labels(inputs),
-    }
-    annotations = dict(overrides.annotations) if overrides and overrides.annotations else {}
-    if inputs.config_hash is not None:
-        annotations[CONFIG_HASH_ANNOTATION] = inputs.config_hash
-    pod_spec: dict[str, Any] = {
-        "securityContext": (
-            overrides.security_context
-            if overrides and overrides.security_context is not None
-            else RESTRICTED_POD_SECURITY_CONTEXT
-        ),
-        "containers": [build_attached_server_container(inputs)],
-        "volumes": pod_volumes(spec.volumes or []),
-        "enableServiceLinks": False,
-    }
-    account = service_account_name(inputs)
-    if account is not None:
-        pod_spec["serviceAccountName"] = account
-    else:
-        pod_spec["automountServiceAccountToken"] = False
-    if overrides is not None:
-        if overrides.image_pull_secrets:
-            pod_spec["imagePullSecrets"] = list(overrides.image_pull_secrets)
-        if overrides.termination_grace_period_seconds is not None:
-            pod_spec["terminationGracePeriodSeconds"] = overrides.termination_grace_period_seconds
-    pod_spec.update(scheduling(spec))
-    metadata: dict[str, Any] = {"labels": labels}
-    if annotations:
-        metadata["annotations"] = annotations
+    template = build_pod_template(
+        inputs, build_attached_server_container(inputs), _server_labels(inputs)
+    )
     name = statefulset_name(inputs)
     return {
         "apiVersion": "apps/v1",
@@ -238,7 +207,7 @@ def build_server_statefulset(inputs: McpServerInputs) -> dict[str, Any]:
             "podManagementPolicy": "Parallel",
             "selector": {"matchLabels": server_selector(inputs)},
             "revisionHistoryLimit": 3,
-            "template": {"metadata": metadata, "spec": pod_spec},
+            "template": template,
         },
     }
 
