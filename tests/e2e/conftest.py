@@ -61,8 +61,10 @@ def e2e_cluster(
     request: pytest.FixtureRequest,
 ) -> Iterator[KindCluster]:
     work_dir = tmp_path_factory.mktemp("kind")
+    # A name of its own lets a second checkout run its e2e tests while another cluster is up.
+    name = os.environ.get("DEVSERVER_E2E_CLUSTER", "devserver-e2e")
     with KindCluster(
-        kind_toolchain, "devserver-e2e", work_dir, audit=True, mounts=kind_stack.paths_in_node()
+        kind_toolchain, name, work_dir, audit=True, mounts=kind_stack.paths_in_node()
     ) as cluster:
         cluster.load_images(kind_toolchain.images)
         try:
