@@ -367,20 +367,12 @@ def scheduling(spec: MCPServerSpec) -> dict[str, Any]:
 
 def build_server_container(inputs: McpServerInputs) -> dict[str, Any]:
     spec = inputs.spec
-    overrides = spec.pod_overrides
     container: dict[str, Any] = {
         "name": SERVER_CONTAINER,
         "image": spec.image or inputs.bridge_image,
         "imagePullPolicy": "IfNotPresent",
         "ports": [{"name": PORT_NAME, "containerPort": spec.port, "protocol": "TCP"}],
-        "env": environment(spec),
-        "resources": spec.resources or DEFAULT_RESOURCES,
-        "securityContext": (
-            overrides.container_security_context
-            if overrides and overrides.container_security_context is not None
-            else RESTRICTED_CONTAINER_SECURITY_CONTEXT
-        ),
-        "volumeMounts": mounts(spec.volumes or []),
+        **server_runtime_fields(spec),
         **_probes(spec),
     }
     if spec.transport == "stdio":
@@ -413,6 +405,22 @@ def bridge_arguments(spec: MCPServerSpec) -> list[str]:
         "--streamableHttpPath",
         spec.mcp_path,
     ]
+
+
+def server_runtime_fields(spec: MCPServerSpec) -> dict[str, Any]:
+    """What the server container gets from the spec whichever way it runs (bridged or attached):
+    its environment, resources, security context and mounts."""
+    overrides = spec.pod_overrides
+    return {
+        "env": environment(spec),
+        "resources": spec.resources or DEFAULT_RESOURCES,
+        "securityContext": (
+            overrides.container_security_context
+            if overrides and overrides.container_security_context is not None
+            else RESTRICTED_CONTAINER_SECURITY_CONTEXT
+        ),
+        "volumeMounts": mounts(spec.volumes or []),
+    }
 
 
 def environment(spec: MCPServerSpec) -> list[dict[str, Any]]:

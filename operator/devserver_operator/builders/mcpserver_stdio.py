@@ -23,7 +23,6 @@ from typing import Any
 from .common import child_labels, child_metadata, stable_hash
 from .mcpserver import (
     APP_NAME,
-    DEFAULT_RESOURCES,
     PORT_NAME,
     RESTRICTED_CONTAINER_SECURITY_CONTEXT,
     RESTRICTED_POD_SECURITY_CONTEXT,
@@ -33,9 +32,9 @@ from .mcpserver import (
     build_pod_template,
     build_service,
     build_service_account,
-    environment,
     mounts,
     pod_volumes,
+    server_runtime_fields,
 )
 
 SERVER_APP_NAME = "mcp-stdio-server"
@@ -214,7 +213,6 @@ def build_server_statefulset(inputs: McpServerInputs) -> dict[str, Any]:
 
 def build_attached_server_container(inputs: McpServerInputs) -> dict[str, Any]:
     spec = inputs.spec
-    overrides = spec.pod_overrides
     assert spec.image is not None
     container: dict[str, Any] = {
         "name": SERVER_CONTAINER,
@@ -225,14 +223,7 @@ def build_attached_server_container(inputs: McpServerInputs) -> dict[str, Any]:
         "stdin": True,
         "stdinOnce": False,
         "tty": False,
-        "env": environment(spec),
-        "resources": spec.resources or DEFAULT_RESOURCES,
-        "securityContext": (
-            overrides.container_security_context
-            if overrides and overrides.container_security_context is not None
-            else RESTRICTED_CONTAINER_SECURITY_CONTEXT
-        ),
-        "volumeMounts": mounts(spec.volumes or []),
+        **server_runtime_fields(spec),
     }
     # As Kubernetes has it: command replaces the entrypoint, args the CMD; without either
     # the image runs exactly as built.
