@@ -61,24 +61,42 @@ def written(kind: str, desired: list[DesiredCondition], *, generation: int = 2) 
     }
 
 
-def intended(obj: dict[str, Any]) -> tuple[str, str | None]:
-    """What the operator means by the status it wrote (module docstring)."""
-    conditions = {c["type"]: c for c in obj["status"]["conditions"]}
-    if "Stalled" in conditions:
-        return FAILED, conditions["Stalled"]["message"]
-    if conditions["Ready"]["status"] == "True":
-        return CURRENT, None
-    return IN_PROGRESS, conditions["Ready"]["message"]
+def message_of(obj: dict[str, Any], expected: str) -> str | None:
+    """The message Flux shows: the operator's own (Ready's), unless the object is Current."""
+    if expected == CURRENT:
+        return None
+    return next(c["message"] for c in obj["status"]["conditions"] if c["type"] == "Ready")
+
+
+def mcpserver_expected(
+    spec: MCPServerSpec, availability: Availability, verification: Verification | None
+) -> str:
+    """What Flux must conclude for each MCPServer outcome: decided from the outcome, not from
+    the status written for it, so a wrong condition rule shows up as a wrong verdict."""
+    if availability.reason == "ProgressDeadlineExceeded":
+        return FAILED  # the Deployment reads Failed to kstatus; so must its MCPServer
+    if availability.status != "True":
+        return IN_PROGRESS  # waiting for pods, or stopped on purpose (ScaledToZero)
+    if not spec.verification_settings.enabled:
+        return CURRENT
+    if verification is None or verification.status == "Unknown":
+        return IN_PROGRESS  # Flux waits for the first MCP handshake
+    if verification.status == "True":
+        return CURRENT
+    return FAILED if verification.reason == "NotMCP" else IN_PROGRESS
 
 
 # -- the samples -----------------------------------------------------------------------
 
 SHAPES = {
-    "ready": ready("Reconciled", "done"),
-    "first-sight": reconciling("Initializing", "first sight"),
-    "reconciling-ready-false": reconciling("Retrying", "again", ready_status="False"),
-    "stalled": stalled("InvalidSpec", "spec.x: bad"),
-    "transient-failure": not_ready("ApiUnavailable", "retrying"),
+    "ready": (ready("Reconciled", "done"), CURRENT),
+    "first-sight": (reconciling("Initializing", "first sight"), IN_PROGRESS),
+    "reconciling-ready-false": (
+        reconciling("Retrying", "again", ready_status="False"),
+        IN_PROGRESS,
+    ),
+    "stalled": (stalled("InvalidSpec", "spec.x: bad"), FAILED),
+    "transient-failure": (not_ready("ApiUnavailable", "retrying"), IN_PROGRESS),
 }
 
 AVAILABILITIES = [
@@ -108,9 +126,9 @@ SPECS = {
 
 def samples() -> dict[str, Sample]:
     found: dict[str, Sample] = {}
-    for kind, (shape, desired) in product([i.kind for i in ALL_KINDS], SHAPES.items()):
+    for kind, (shape, (desired, expected)) in product([i.kind for i in ALL_KINDS], SHAPES.items()):
         obj = written(kind, desired)
-        found[f"{kind}-{shape}"] = Sample(obj, *intended(obj))
+        found[f"{kind}-{shape}"] = Sample(obj, expected, message_of(obj, expected))
         # A status about an older generation says nothing about the spec Flux just applied.
         older = written(kind, desired)
         older["metadata"]["generation"] = 3
@@ -121,8 +139,10 @@ def samples() -> dict[str, Sample]:
         found[f"{kind}-{shape}-deleting"] = Sample(leaving, TERMINATING, None)
     for spec, availability, verification in product(SPECS, AVAILABILITIES, VERIFICATIONS):
         obj = written("MCPServer", conditions_for(SPECS[spec], availability, verification))
+        expected = mcpserver_expected(SPECS[spec], availability, verification)
         outcome = verification.reason if verification else "none"
-        found[f"MCPServer-{spec}-{availability.reason}-{outcome}"] = Sample(obj, *intended(obj))
+        name = f"MCPServer-{spec}-{availability.reason}-{outcome}"
+        found[name] = Sample(obj, expected, message_of(obj, expected))
     return found
 
 
