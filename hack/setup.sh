@@ -32,6 +32,8 @@ if [ "${1:-}" = "--all" ]; then
   if [ -f hack/controlplane/build.sh ]; then
     step "local control plane binaries (kube-apiserver, etcd, ...; built once, then cached)"
     bash hack/controlplane/build.sh
+    step "GitOps checks: kstatus (cli-utils) and Argo CD's health assessment (built once, then cached)"
+    bash hack/controlplane/build.sh kstatus argocd-health
   fi
   if [ -f hack/n8n/install.sh ]; then
     step "n8n (npm, cached by lock file)"

@@ -9,6 +9,10 @@
 # Idempotent: a binary that is already in the cache is not rebuilt. The directory name
 # carries the pinned version, so bumping a pin rebuilds just that binary.
 #
+# The GitOps checks' programs (hack/gitops/: kstatus, argocd-health) are small commands of
+# the project's own on top of a pinned library; their directory name also carries a hash of
+# their source (go.mod, go.sum, main.go), so editing a program rebuilds it.
+#
 # Usage: hack/controlplane/build.sh [binary...]   (default: the control plane, helm, kustomize)
 # A cold build of all four takes about 13 minutes on 2 cores (docs/testing.md); a warm
 # run takes milliseconds.
@@ -82,7 +86,7 @@ helm_ldflags() {
 # versions.env names: the cache directory and the version stamps come from versions.env,
 # the code from go.mod, and a mismatch would cache one version under another's name.
 selected_version() {  # MODULE_DIR MODULE
-  (cd "$1" && "${go_bin}" list -m \
+  (cd "$1" && GOTOOLCHAIN="${build_toolchain:-local}" "${go_bin}" list -m \
     -f '{{if .Replace}}{{.Replace.Version}}{{else}}{{.Version}}{{end}}' "$2")
 }
 
@@ -123,6 +127,19 @@ kind_pins() { require_pin "${kind_dir}/kind" sigs.k8s.io/kind "${KIND_VERSION}";
 crictl_pins() { require_pin "${kind_dir}/crictl" sigs.k8s.io/cri-tools "${CRICTL_VERSION}"; }
 kube_router_pins() {
   require_pin "${kind_dir}/kube-router" github.com/cloudnativelabs/kube-router/v2 "${KUBE_ROUTER_VERSION}"
+}
+gitops_dir="$(cd "${here}/../gitops" && pwd)"
+kstatus_pins() { require_pin "${gitops_dir}/kstatus" sigs.k8s.io/cli-utils "${CLI_UTILS_VERSION}"; }
+argocd_health_pins() {
+  require_pin "${gitops_dir}/argocd-health" github.com/argoproj/argo-cd/v3 "${ARGOCD_VERSION}"
+}
+# The cache key of a GitOps program: the library pin and the first 12 hex digits of the
+# sha256 of go.mod, go.sum and main.go, concatenated in that order
+# (devserver_operator.localcluster.binaries computes the same).
+source_key() {  # VERSION MODULE_DIR
+  local digest
+  digest="$(cat "$2/go.mod" "$2/go.sum" "$2/main.go" | sha256sum)"
+  echo "$1-${digest:0:12}"
 }
 coredns_pins() { require_pin "${kind_dir}/coredns" github.com/coredns/coredns "${COREDNS_VERSION}"; }
 plain_ldflags() { echo "-s -w"; }
@@ -171,7 +188,7 @@ build_one() {
   # long cold build visibly makes progress without flooding the terminal.
   # Build into a temporary name and rename at the end: an interrupted build must not
   # leave a file that the next run would take for a finished binary.
-  if ! (cd "${module_dir}" && "${go_bin}" build -v -trimpath -ldflags "${ldflags}" \
+  if ! (cd "${module_dir}" && GOTOOLCHAIN="${build_toolchain:-local}" "${go_bin}" build -v -trimpath -ldflags "${ldflags}" \
         -o "${out}.partial" "${package}") 2>&1 \
       | tee "${log}" \
       | awk '{ n++ } n % 100 == 0 { printf "    ... %d packages compiled\n", n; fflush() }'; then
@@ -218,10 +235,19 @@ for binary in "${wanted[@]}"; do
     coredns)
       build_one coredns "${COREDNS_VERSION}" "${kind_dir}/coredns" . coredns_pins \
         coredns_ldflags ;;
+    kstatus)
+      build_one kstatus "$(source_key "${CLI_UTILS_VERSION}" "${gitops_dir}/kstatus")" \
+        "${gitops_dir}/kstatus" . kstatus_pins plain_ldflags ;;
+    argocd-health)
+      # Argo CD needs a newer Go than the machine may have: the go command fetches the pinned
+      # toolchain as a module (golang.org/toolchain, checked against the checksum database).
+      build_toolchain="${ARGOCD_GO_TOOLCHAIN}" build_one argocd-health \
+        "$(source_key "${ARGOCD_VERSION}" "${gitops_dir}/argocd-health")" \
+        "${gitops_dir}/argocd-health" . argocd_health_pins plain_ldflags ;;
     *)
       echo "build.sh: unknown binary '${binary}' (known: etcd kube-apiserver" \
         "kube-controller-manager kube-scheduler kube-proxy kubelet kubeadm kubectl helm" \
-        "kustomize kind crictl coredns kube-router)" >&2
+        "kustomize kind crictl coredns kube-router kstatus argocd-health)" >&2
       exit 2 ;;
   esac
 done

@@ -41,6 +41,7 @@ from tests.e2e.stdio_images import (  # noqa: F401 - collected as tests of this 
     test_stdio_server_process_that_exits_gives_a_clean_error_and_is_served_again,
     test_stdio_who_may_attach_exec_and_read_pods,
 )
+from tests.support.gitops import argocd_health, kstatus
 
 # The first test also waits for the cluster, the chart and five MCP servers to start.
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -113,8 +114,10 @@ def test_every_example_is_verified_by_the_in_cluster_operator_with_its_tools(
     e2e_cluster: KindCluster, verified_examples: list[str]
 ) -> None:
     transports = {}
+    bodies = []
     for name in verified_examples:
         body = get(e2e_cluster, "mcpserver", name, "-n", DEMO)
+        bodies.append(body)
         status = body["status"]
         tools = [tool["name"] for tool in status.get("tools") or []]
         transports[name] = (body["spec"].get("transport"), status["toolCount"], tools[:3])
@@ -122,6 +125,11 @@ def test_every_example_is_verified_by_the_in_cluster_operator_with_its_tools(
         assert status["serverInfo"]["protocolVersion"], name
         assert condition(body, "Verified")["status"] == "True", name
     print("verified:", transports)
+    # The live objects, as Flux (kstatus) and Argo CD (with gitops/argocd/argocd-cm.yaml) see them.
+    assert {(v.name, v.status) for v in kstatus(bodies)} == {(n, "Current") for n in transports}
+    assert {(v.name, v.status) for v in argocd_health(bodies)} == {
+        (n, "Healthy") for n in transports
+    }
     assert {spec[0] for spec in transports.values()} >= {"stdio", "streamable-http", "sse"}
     # The stdio ones run through the default bridge image, which the chart names.
     memory = get(e2e_cluster, "deployment", "memory", "-n", DEMO)

@@ -1,8 +1,11 @@
-"""The Argo CD health check (gitops/argocd/health.lua), run in Lua 5.1 as Argo CD runs it.
+"""The Argo CD health check (gitops/argocd/health.lua), judged by Argo CD's own code.
 
-Argo CD evaluates health checks with gopher-lua, a Lua 5.1: lupa's Lua 5.1 runtime gives the
-same language. The cases follow Argo CD's own layout (health_test.yaml + testdata/), so the
-check can go upstream into Argo CD's resource_customizations as it is.
+The script runs through argo-cd v3's health assessment (hack/gitops/argocd-health): the
+settings manager reads gitops/argocd/argocd-cm.yaml, the ConfigMap users apply (generated
+from health.lua), and gitops-engine's ``GetResourceHealth`` runs the matching override in
+Argo CD's gopher-lua sandbox, as the application controller does for every live resource.
+The cases follow Argo CD's own layout (health_test.yaml + testdata/), so the check can go
+upstream into Argo CD's resource_customizations as it is.
 """
 
 from __future__ import annotations
@@ -13,11 +16,12 @@ from typing import Any
 
 import pytest
 import yaml
-from lupa import lua51
 
 from devserver_operator.api import ALL_KINDS, API_VERSION
 from devserver_operator.api.conditions import not_ready, ready, reconciling, stalled
+from devserver_operator.manifests import argocd_cm
 from devserver_operator.reconcile.status import status_patch
+from tests.support.gitops import ARGOCD_CM, argocd_health
 
 REPO = Path(__file__).resolve().parents[2]
 ARGOCD = REPO / "gitops" / "argocd"
@@ -26,30 +30,32 @@ NOW = datetime(2026, 11, 1, tzinfo=UTC)
 ARGO_STATUSES = {"Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown"}
 
 
-def lua_value(runtime: Any, value: Any) -> Any:
-    """Python data as Argo CD hands it to Lua: objects and arrays become tables."""
-    if isinstance(value, dict):
-        return runtime.table_from({k: lua_value(runtime, v) for k, v in value.items()})
-    if isinstance(value, list):
-        return runtime.table_from([lua_value(runtime, v) for v in value])
-    return value
-
-
 def health(obj: dict[str, Any]) -> dict[str, str]:
-    runtime = lua51.LuaRuntime(unpack_returned_tuples=True)
-    # Argo CD sets the object as the global `obj` and runs the script as a chunk.
-    runtime.globals().obj = lua_value(runtime, obj)
-    result = runtime.execute(HEALTH_LUA.read_text(encoding="utf-8"))
-    return {"status": result["status"], "message": result["message"]}
+    (verdict,) = argocd_health([obj])
+    assert verdict.error == "", verdict
+    return {"status": verdict.status, "message": verdict.message}
 
 
 TEST_CASES = yaml.safe_load((ARGOCD / "health_test.yaml").read_text())["tests"]
 
 
+@pytest.fixture(scope="module")
+def case_health() -> dict[str, dict[str, str]]:
+    """One Argo CD run for every case (each run starts Argo CD's settings informers)."""
+    objects = [yaml.safe_load((ARGOCD / c["inputPath"]).read_text()) for c in TEST_CASES]
+    verdicts = argocd_health(objects)
+    return {
+        case["inputPath"]: {"status": v.status, "message": v.message, "error": v.error}
+        for case, v in zip(TEST_CASES, verdicts, strict=True)
+    }
+
+
 @pytest.mark.parametrize("case", TEST_CASES, ids=[c["inputPath"] for c in TEST_CASES])
-def test_argocd_health_test_cases(case: dict[str, Any]) -> None:
-    obj = yaml.safe_load((ARGOCD / case["inputPath"]).read_text())
-    assert health(obj) == case["healthStatus"]
+def test_argocd_health_test_cases(
+    case: dict[str, Any], case_health: dict[str, dict[str, str]]
+) -> None:
+    expected = {**case["healthStatus"], "error": ""}
+    assert case_health[case["inputPath"]] == expected
 
 
 def test_every_testdata_file_is_a_case_and_every_kind_is_covered() -> None:
@@ -99,13 +105,23 @@ def test_argo_statuses_are_the_ones_argo_knows() -> None:
         assert case["healthStatus"]["status"] in ARGO_STATUSES
 
 
-def test_the_chart_and_the_docs_ship_the_same_script() -> None:
+def test_the_chart_and_the_docs_ship_the_tested_configuration() -> None:
     script = HEALTH_LUA.read_text(encoding="utf-8")
     shipped = REPO / "charts" / "devserver-operator" / "files" / "generated" / "argocd-health.lua"
     assert shipped.read_text(encoding="utf-8") == script
     docs = (REPO / "docs" / "gitops.md").read_text(encoding="utf-8")
-    indented = "".join(f"        {line}\n" if line else "\n" for line in script.splitlines())
-    assert indented in docs, "docs/gitops.md must carry health.lua verbatim (indented 8 spaces)"
+    assert argocd_cm(script) in docs, "docs/gitops.md must show gitops/argocd/argocd-cm.yaml"
+
+
+def test_argo_cd_ignores_an_argocd_cm_without_its_label(tmp_path: Path) -> None:
+    # Argo CD's settings informer lists only ConfigMaps labelled part-of=argocd: the label in
+    # the shipped ConfigMap is load-bearing, and this run shows the check notices its loss.
+    text = ARGOCD_CM.read_text(encoding="utf-8")
+    unlabelled = tmp_path / "argocd-cm.yaml"
+    unlabelled.write_text(text.replace("app.kubernetes.io/part-of: argocd", "x: y"))
+    obj = yaml.safe_load((ARGOCD / "testdata" / "stalled.yaml").read_text())
+    with pytest.raises(RuntimeError, match='configmap "argocd-cm" not found'):
+        argocd_health([obj], unlabelled)
 
 
 def test_the_check_can_fail() -> None:

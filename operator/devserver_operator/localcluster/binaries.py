@@ -7,6 +7,7 @@ per-user cache keyed by version, so every clone and every CI run on a machine sh
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 from dataclasses import dataclass
@@ -25,6 +26,10 @@ KUBE_CONTROLLER_MANAGER: Final = "kube-controller-manager"
 HELM: Final = "helm"
 KUBECTL: Final = "kubectl"
 KIND: Final = "kind"
+KSTATUS: Final = "kstatus"
+"""cli-utils' kstatus as a command (hack/gitops/kstatus): how Flux judges the kinds' status."""
+ARGOCD_HEALTH: Final = "argocd-health"
+"""Argo CD's health assessment as a command (hack/gitops/argocd-health)."""
 ALL_BINARIES: Final = (ETCD, KUBE_APISERVER, KUBE_CONTROLLER_MANAGER, HELM)
 """What the local control plane needs; kind and kubectl are built on demand for kind clusters."""
 
@@ -34,6 +39,7 @@ _REPO_ROOT: Final = Path(__file__).resolve().parents[3]
 HACK_DIR: Final = _REPO_ROOT / "hack" / "controlplane"
 VERSIONS_FILE: Final = HACK_DIR / "versions.env"
 BUILD_SCRIPT: Final = HACK_DIR / "build.sh"
+GITOPS_DIR: Final = _REPO_ROOT / "hack" / "gitops"
 
 
 class BinariesNotFoundError(RuntimeError):
@@ -46,9 +52,15 @@ class PinnedVersions:
     etcd: str
     helm: str
     kind: str = ""
+    cli_utils: str = ""
+    argocd: str = ""
 
     def of(self, binary: str) -> str:
         """The version that names ``binary``'s cache directory."""
+        if binary == KSTATUS and self.cli_utils:
+            return _source_key(self.cli_utils, GITOPS_DIR / KSTATUS)
+        if binary == ARGOCD_HEALTH and self.argocd:
+            return _source_key(self.argocd, GITOPS_DIR / ARGOCD_HEALTH)
         if binary in (KUBE_APISERVER, KUBE_CONTROLLER_MANAGER, KUBECTL):
             return self.kubernetes
         if binary == KIND and self.kind:
@@ -81,9 +93,20 @@ def read_pinned_versions(versions_file: Path = VERSIONS_FILE) -> PinnedVersions:
             etcd=values["ETCD_VERSION"],
             helm=values["HELM_VERSION"],
             kind=values.get("KIND_VERSION", ""),
+            cli_utils=values.get("CLI_UTILS_VERSION", ""),
+            argocd=values.get("ARGOCD_VERSION", ""),
         )
     except KeyError as missing:
         raise ValueError(f"{versions_file} lacks {missing.args[0]}") from None
+
+
+def _source_key(version: str, module_dir: Path) -> str:
+    """build.sh's key for a program of the project's own (source_key there): the library pin
+    and a digest of the program's source, so that an edited program is rebuilt."""
+    digest = hashlib.sha256()
+    for name in ("go.mod", "go.sum", "main.go"):
+        digest.update((module_dir / name).read_bytes())
+    return f"{version}-{digest.hexdigest()[:12]}"
 
 
 def cache_root() -> Path:

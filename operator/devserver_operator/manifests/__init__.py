@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from devserver_operator import __version__
+from devserver_operator.api import GROUP
 from devserver_operator.api.crd import crd_files
 from devserver_operator.cli_reference import readme_with_run_flags
 
@@ -45,6 +46,9 @@ KUSTOMIZE_SINGLE_NAMESPACE = "manifests/overlays/single-namespace"
 DASHBOARD_SOURCE = f"{CHART_DIR}/files/grafana-dashboard.json"
 ARGOCD_HEALTH_SOURCE = "gitops/argocd/health.lua"
 """The Argo CD health check, tested with Argo CD's test layout beside it; the chart ships a copy."""
+ARGOCD_CM = "gitops/argocd/argocd-cm.yaml"
+"""The health check as users configure it: the argocd-cm ConfigMap that docs/gitops.md shows and
+the tests hand to Argo CD's own settings and health code (hack/gitops/argocd-health)."""
 DASHBOARD_KEY = "devserver-operator.json"
 DASHBOARD_LABEL = {"grafana_dashboard": "1"}
 """The label Grafana's dashboard sidecar (kube-prometheus-stack) looks for."""
@@ -86,6 +90,29 @@ def _cluster_objects() -> dict[str, ClusterObjects]:
         "team-roles": team_cluster_roles,
         "admission": admission_policy,
     }
+
+
+def argocd_cm(health_lua: str) -> str:
+    """argocd-cm with the health check for every kind of the group (a wildcard key).
+
+    Written as text, not dumped: the script must stay a readable literal block. Argo CD reads
+    only ConfigMaps labelled ``app.kubernetes.io/part-of: argocd``."""
+    script = "".join(f"        {line}\n" if line else "\n" for line in health_lua.splitlines())
+    return (
+        "apiVersion: v1\n"
+        "kind: ConfigMap\n"
+        "metadata:\n"
+        "  name: argocd-cm\n"
+        "  namespace: argocd\n"
+        "  labels:\n"
+        "    app.kubernetes.io/name: argocd-cm\n"
+        "    app.kubernetes.io/part-of: argocd\n"
+        "data:\n"
+        "  resource.customizations: |\n"
+        f"    {GROUP}/*:\n"
+        "      health.lua: |\n"
+        f"{script}"
+    )
 
 
 def _dump(documents: Sequence[Mapping[str, Any]]) -> str:
@@ -163,6 +190,7 @@ def generated_files(repo: Path) -> dict[str, str]:
     files[f"{CHART_DIR}/files/generated/argocd-health.lua"] = (
         repo / ARGOCD_HEALTH_SOURCE
     ).read_text(encoding="utf-8")
+    files[ARGOCD_CM] = HEADER + argocd_cm((repo / ARGOCD_HEALTH_SOURCE).read_text(encoding="utf-8"))
     files[f"{CHART_DIR}/files/generated/operator-rules.yaml"] = HEADER + yaml.safe_dump(
         {
             "clusterWide": operator_rules(InstallMode.CLUSTER_WIDE),
