@@ -271,17 +271,27 @@ def await_ready_delivery(
         body = applied(cluster, name)
         ready = condition(body, "Ready")
         at_commit = str(body.get("status", {}).get("lastAttemptedRevision", "")).endswith(commit)
+        # Ready=True at the commit: "Applied revision: main@sha1:<commit>", written only after
+        # the health checks passed (a Ready=True of the previous revision can linger for a
+        # moment next to the new lastAttemptedRevision).
+        done = ready.get("status") == "True" and commit in str(ready.get("message", ""))
         unready = [
             server
             for server in servers
             if not is_ready(get_or_none(cluster, "mcpserver", server, "-n", NAMESPACE))
         ]
-        if at_commit and unready and ready.get("status") != "True":
+        if at_commit and unready and not done:
             seen.waited_while_unready.append(f"{ready.get('reason')}: {unready}")
-        if at_commit and unready and ready.get("status") == "True":
-            seen.ready_too_early.append(f"{ready.get('message')}; not Ready: {unready}")
-        applied_revision = str(body.get("status", {}).get("lastAppliedRevision", ""))
-        return ready.get("status") == "True" and applied_revision.endswith(commit)
+        if done and unready:
+            # Read once more: a server may turn Ready between the two reads above.
+            still = [
+                server
+                for server in unready
+                if not is_ready(get_or_none(cluster, "mcpserver", server, "-n", NAMESPACE))
+            ]
+            if still:
+                seen.ready_too_early.append(f"{ready.get('message')}; not Ready: {still}")
+        return done
 
     wait_until(probe, seconds=READY_SECONDS, what=f"Kustomization {name} Ready at {commit}")
     return seen
@@ -297,7 +307,7 @@ def flux_delivery(e2e_cluster: KindCluster, flux_repository: FluxRepository) -> 
 def test_flux_kustomization_is_ready_only_when_its_mcpservers_are(
     e2e_cluster: KindCluster, flux_delivery: Observation
 ) -> None:
-    assert not flux_delivery.ready_too_early
+    assert not flux_delivery.ready_too_early, flux_delivery.ready_too_early
     # The server needs tens of seconds to start; Flux was seen waiting for it.
     assert flux_delivery.waited_while_unready
     alpha = get(e2e_cluster, "mcpserver", "alpha", "-n", NAMESPACE)
@@ -346,7 +356,7 @@ def test_flux_delivers_a_pushed_change_to_the_operator(
         "a changed server and a new one",
     )
     seen = await_ready_delivery(e2e_cluster, "flux-mcp", commit, ["alpha", "beta"])
-    assert not seen.ready_too_early
+    assert not seen.ready_too_early, seen.ready_too_early
     assert seen.waited_while_unready
     alpha = get(e2e_cluster, "mcpserver", "alpha", "-n", NAMESPACE)
     assert alpha["metadata"]["generation"] > before["metadata"]["generation"]
