@@ -24,6 +24,13 @@ import pytest
 from devserver_operator.localcluster import kind_stack
 from devserver_operator.localcluster.kind import KindCluster
 from tests.e2e.conftest import DEMO, OPERATOR_NAMESPACE
+from tests.e2e.flux import (  # noqa: F401 - collected as tests of this module
+    flux_delivery,
+    flux_repository,
+    test_flux_delivers_a_pushed_change_to_the_operator,
+    test_flux_kustomization_fails_early_on_a_url_that_is_not_mcp,
+    test_flux_kustomization_is_ready_only_when_its_mcpservers_are,
+)
 from tests.e2e.helpers import (
     apply,
     condition,

@@ -1,0 +1,239 @@
+"""Flux on a kind cluster: source-controller and kustomize-controller from the images that
+``hack/kind/flux/build.sh`` builds from their Go modules, their CRDs from the same modules, and
+a Git server inside the cluster (git http-backend) that tests push to.
+
+    flux = kind_flux.install(cluster, toolchain.images)
+    with flux.git_remote() as remote:       # a port-forward to the Git server
+        ...git push remote main...
+
+The controllers run with upstream's flags, minus leader election and the event address (no
+notification-controller), under a ServiceAccount bound to cluster-admin, as flux2 binds
+kustomize-controller (its cluster-reconciler binding).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from devserver_operator.localcluster import binaries
+from devserver_operator.localcluster.kind import KindCluster
+
+FLUX_NAMESPACE: Final = "flux-system"
+GIT_NAMESPACE: Final = "flux-git"
+GIT_SERVICE: Final = "git-server"
+GIT_REPOSITORY_PATH: Final = "/git/devserver.git"
+GIT_URL: Final = f"http://{GIT_SERVICE}.{GIT_NAMESPACE}.svc.cluster.local{GIT_REPOSITORY_PATH}"
+CONTROLLERS: Final = ("source-controller", "kustomize-controller")
+ROLLOUT_SECONDS: Final = 300
+
+
+def image_of(images: tuple[str, ...], name: str) -> str:
+    """The image of ``name`` (``source-controller``, ``git-http``) among the toolchain's images."""
+    prefix = f"localhost/devserver/{'' if name == 'git-http' else 'flux-'}{name}:"
+    return next(image for image in images if image.startswith(prefix))
+
+
+def crd_dirs(versions_file: Path = binaries.VERSIONS_FILE) -> list[Path]:
+    """The controllers' CRDs (config/crd/bases of their modules), cached by build.sh."""
+    values = dict(
+        line.split("=", 1)
+        for line in versions_file.read_text(encoding="utf-8").splitlines()
+        if line.startswith("FLUX_") and "=" in line
+    )
+    cache_bin = binaries.cache_root() / "bin"
+    keys = {"source-controller": "SOURCE", "kustomize-controller": "KUSTOMIZE"}
+    return [
+        cache_bin / f"{name}-{values[f'FLUX_{key}_CONTROLLER_VERSION']}" / "crds"
+        for name, key in keys.items()
+    ]
+
+
+@dataclass(frozen=True)
+class KindFlux:
+    cluster: KindCluster
+
+    @contextlib.contextmanager
+    def git_remote(self) -> Iterator[str]:
+        """The in-cluster repository's URL from the host, while a port-forward lasts."""
+        with self.cluster.port_forward(GIT_NAMESPACE, f"service/{GIT_SERVICE}", 80) as port:
+            yield f"http://127.0.0.1:{port}{GIT_REPOSITORY_PATH}"
+
+
+def install(cluster: KindCluster, images: tuple[str, ...]) -> KindFlux:
+    """Flux's CRDs and controllers in flux-system, and the Git server in flux-git; returns when
+    their Deployments are rolled out."""
+    for directory in crd_dirs():
+        cluster.kubectl("apply", "--server-side", "-f", str(directory))
+    manifest = _FLUX
+    for name in (*CONTROLLERS, "git-http"):
+        manifest = manifest.replace(f"@{name}@", image_of(images, name))
+    cluster.kubectl("apply", "--server-side", "--field-manager=e2e", "-f", "-", input_text=manifest)
+    for namespace, deployment in [
+        *((FLUX_NAMESPACE, name) for name in CONTROLLERS),
+        (GIT_NAMESPACE, GIT_SERVICE),
+    ]:
+        cluster.kubectl(
+            "rollout", "status", "-n", namespace, f"deployment/{deployment}",
+            f"--timeout={ROLLOUT_SECONDS}s", timeout=ROLLOUT_SECONDS + 20,
+        )  # fmt: skip
+    return KindFlux(cluster)
+
+
+_RESTRICTED = """\
+      securityContext:
+        runAsNonRoot: true
+        seccompProfile: {type: RuntimeDefault}"""
+_CONTAINER_SECURITY = """\
+          securityContext:
+            allowPrivilegeEscalation: false
+            readOnlyRootFilesystem: true
+            capabilities: {drop: [ALL]}"""
+_FLUX = f"""\
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: {FLUX_NAMESPACE}
+  labels: {{pod-security.kubernetes.io/enforce: restricted}}
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: {GIT_NAMESPACE}
+  labels: {{pod-security.kubernetes.io/enforce: restricted}}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: source-controller, namespace: {FLUX_NAMESPACE}}}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: kustomize-controller, namespace: {FLUX_NAMESPACE}}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {{name: flux-e2e-cluster-reconciler}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}}
+subjects:
+  - {{kind: ServiceAccount, name: source-controller, namespace: {FLUX_NAMESPACE}}}
+  - {{kind: ServiceAccount, name: kustomize-controller, namespace: {FLUX_NAMESPACE}}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: source-controller, namespace: {FLUX_NAMESPACE}}}
+spec:
+  selector: {{app: source-controller}}
+  ports: [{{name: http, port: 80, targetPort: http}}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: source-controller, namespace: {FLUX_NAMESPACE}}}
+spec:
+  replicas: 1
+  strategy: {{type: Recreate}}
+  selector: {{matchLabels: {{app: source-controller}}}}
+  template:
+    metadata: {{labels: {{app: source-controller}}}}
+    spec:
+      serviceAccountName: source-controller
+{_RESTRICTED}
+      containers:
+        - name: manager
+          image: "@source-controller@"
+          imagePullPolicy: Never
+          args:
+            - --watch-all-namespaces
+            - --log-level=info
+            - --log-encoding=json
+            - --enable-leader-election=false
+            - --storage-path=/data
+            - --storage-adv-addr=source-controller.$(RUNTIME_NAMESPACE).svc.cluster.local.
+          env:
+            - name: RUNTIME_NAMESPACE
+              valueFrom: {{fieldRef: {{fieldPath: metadata.namespace}}}}
+            - {{name: TUF_ROOT, value: /tmp/.sigstore}}
+          ports:
+            - {{containerPort: 9090, name: http}}
+            - {{containerPort: 9440, name: healthz}}
+          readinessProbe:
+            httpGet: {{port: http, path: /}}
+          livenessProbe:
+            httpGet: {{port: healthz, path: /healthz}}
+{_CONTAINER_SECURITY}
+          volumeMounts:
+            - {{name: data, mountPath: /data}}
+            - {{name: tmp, mountPath: /tmp}}
+      volumes:
+        - {{name: data, emptyDir: {{}}}}
+        - {{name: tmp, emptyDir: {{}}}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: kustomize-controller, namespace: {FLUX_NAMESPACE}}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: kustomize-controller}}}}
+  template:
+    metadata: {{labels: {{app: kustomize-controller}}}}
+    spec:
+      serviceAccountName: kustomize-controller
+{_RESTRICTED}
+      containers:
+        - name: manager
+          image: "@kustomize-controller@"
+          imagePullPolicy: Never
+          args:
+            - --watch-all-namespaces
+            - --log-level=info
+            - --log-encoding=json
+            - --enable-leader-election=false
+          env:
+            - name: RUNTIME_NAMESPACE
+              valueFrom: {{fieldRef: {{fieldPath: metadata.namespace}}}}
+          ports:
+            - {{containerPort: 9440, name: healthz}}
+          readinessProbe:
+            httpGet: {{port: healthz, path: /readyz}}
+          livenessProbe:
+            httpGet: {{port: healthz, path: /healthz}}
+{_CONTAINER_SECURITY}
+          volumeMounts:
+            - {{name: tmp, mountPath: /tmp}}
+      volumes:
+        - {{name: tmp, emptyDir: {{}}}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: {GIT_SERVICE}, namespace: {GIT_NAMESPACE}}}
+spec:
+  selector: {{app: {GIT_SERVICE}}}
+  ports: [{{name: http, port: 80, targetPort: 8080}}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {GIT_SERVICE}, namespace: {GIT_NAMESPACE}}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: {GIT_SERVICE}}}}}
+  template:
+    metadata: {{labels: {{app: {GIT_SERVICE}}}}}
+    spec:
+{_RESTRICTED}
+      containers:
+        - name: git
+          image: "@git-http@"
+          imagePullPolicy: Never
+          ports: [{{containerPort: 8080}}]
+          readinessProbe:
+            tcpSocket: {{port: 8080}}
+{_CONTAINER_SECURITY}
+          volumeMounts:
+            - {{name: repositories, mountPath: /srv/git}}
+            - {{name: tmp, mountPath: /tmp}}
+      volumes:
+        - {{name: repositories, emptyDir: {{}}}}
+        - {{name: tmp, emptyDir: {{}}}}
+"""
