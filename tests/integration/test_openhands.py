@@ -148,6 +148,11 @@ async def test_openhands_authenticates_with_the_secret_and_follows_its_rotation(
         secret = await kube.get("v1", "Secret", "openhands-mcp", namespace)
         assert secret is not None and secret["metadata"]["ownerReferences"][0]["name"] == "agent"
         assert openhands_root.list_mcp_tools(text) == sorted([*tools("github"), *tools("open")])
+        # The openhands CLI reads the same file from ~/.openhands/mcp.json, headers included.
+        cli = openhands_root.cli_mcp(text)
+        assert cli["path"].endswith("/.openhands/mcp.json"), cli
+        assert cli["servers"] == ["github", "open"]
+        assert cli["tools"] == sorted([*tools("github"), *tools("open")])
         body = await kube.get(API_VERSION, KIND, "agent", namespace)
         assert "first-token" not in json.dumps(body)
 

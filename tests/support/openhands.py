@@ -39,6 +39,8 @@ INSTALL_TIMEOUT = 1800.0  # cold: ~90 s here (debootstrap ~40 s, pip ~50 s); roo
 START_TIMEOUT = 120.0
 PYTHON = "/opt/openhands/bin/python"
 LEGACY_PYTHON = "/opt/openhands-legacy/bin/python"
+# The CLI declares Python ==3.12.*; none can be had here, so it runs on 3.13 (install.sh).
+CLI_PYTHON = "/opt/openhands-cli/bin/python"
 # Quiet and offline where OpenHands would reach out on its own (LiteLLM's price list).
 QUIET_ENV = {
     "OPENHANDS_SUPPRESS_BANNER": "1",
@@ -117,6 +119,18 @@ class OpenHandsRoot:
         loaded: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
         return loaded
 
+    def cli_mcp(self, config: str) -> dict[str, Any]:
+        """What the ``openhands`` CLI 1.16.0 makes of ``config`` at ``~/.openhands/mcp.json``:
+        its own loader (``list_enabled_servers``, which the CLI hands the agent as its
+        ``mcp_config``) and the tools that the SDK it pins lists with that.
+        ``{"path": ..., "servers": [name], "tools": [name]}``."""
+        host, inside = self.scratch()
+        (host / ".openhands").mkdir()
+        (host / ".openhands" / "mcp.json").write_text(config)
+        output = self.python(CLI_MCP, env={"HOME": inside}, python=CLI_PYTHON)
+        loaded: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
+        return loaded
+
     def version(self, package: str, python: str = PYTHON) -> str:
         script = f"from importlib.metadata import version; print(version({package!r}))"
         return self.python(script, python=python).strip()
@@ -147,6 +161,18 @@ print(json.dumps({
     "shttp": [server.url for server in config.mcp.shttp_servers],
     "tools": sorted(tool["function"]["name"] for tool in tools),
 }))
+"""
+
+
+CLI_MCP = """
+import json
+from openhands.sdk.mcp.utils import create_mcp_tools
+from openhands_cli.mcp.mcp_utils import _get_mcp_config_path, list_enabled_servers
+
+servers = list_enabled_servers()
+with create_mcp_tools({"mcpServers": servers}, timeout=60) as client:
+    tools = sorted(tool.name for tool in client.tools)
+print(json.dumps({"path": str(_get_mcp_config_path()), "servers": sorted(servers), "tools": tools}))
 """
 
 
