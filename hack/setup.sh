@@ -44,7 +44,7 @@ if [ "${1:-}" = "--all" ]; then
     bash hack/mcp-servers/install.sh >/dev/null
   fi
   if [ -f hack/openhands/install.sh ]; then
-    step "OpenHands (openhands-sdk, agent-server; Python 3.13 in a Debian root, cached by lock)"
+    step "OpenHands (SDK + agent-server, openhands-ai 1.6.0, CLI 1.16.0; Python 3.13 in a Debian root, cached by locks)"
     bash hack/openhands/install.sh >/dev/null
   fi
   if [ -f hack/console/build.sh ]; then

@@ -15,6 +15,8 @@
 #   localhost/devserver/prometheus:bookworm            Debian's Prometheus, for the demo
 #   localhost/devserver/go-mcp-stdio:1.0.0             stdio-only MCP servers whose ENTRYPOINT
 #   localhost/devserver/python-mcp-stdio:1.0.0         is the server (Go SDK in scratch; Python SDK)
+#   localhost/devserver/openhands-sdk:1.58.2           OpenHands' SDK on Debian trixie, listing the
+#                                                      tools of an mcp.json (docs/workflowintegration.md)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "${here}/../.." && pwd)"
@@ -123,10 +125,27 @@ cp "${here}/images/python-mcp-server/server.py" "${context}/"
 build_image "${PYTHON_STDIO_IMAGE}" "${context}" -f "${here}/images/python-mcp-server/Dockerfile" \
   --build-arg "PYTHON_IMAGE=${PYTHON_IMAGE}"
 
+OPENHANDS_IMAGE="localhost/devserver/openhands-sdk:1.58.2"
+step "OpenHands SDK ${OPENHANDS_IMAGE} (Debian trixie, Python 3.13)"
+if [[ -n "${official}" ]]; then
+  DEBIAN_TRIXIE_IMAGE="debian:trixie-slim"
+  docker pull -q "${DEBIAN_TRIXIE_IMAGE}" >/dev/null
+else
+  ensure_debian_trixie_image
+fi
+context="$(new_context)"
+"${uv}" pip install --quiet --target "${context}/site" --require-hashes --only-binary :all: \
+  --python-version 3.13 --python-platform x86_64-manylinux_2_39 \
+  -r "${here}/images/openhands/requirements.lock"
+find "${context}/site" -name __pycache__ -prune -exec rm -rf {} +
+cp "${here}/images/openhands/list_tools.py" "${context}/"
+build_image "${OPENHANDS_IMAGE}" "${context}" -f "${here}/images/openhands/Dockerfile" \
+  --build-arg "DEBIAN_IMAGE=${DEBIAN_TRIXIE_IMAGE}"
+
 for alias in "${MCP_ALIASES[@]}"; do
   docker tag "${MCP_IMAGE}" "${alias}"
 done
 
 printf 'image=%s\n' "${OPERATOR_IMAGE}" "${MCP_IMAGE}" "${MCP_ALIASES[@]}" \
   "localhost/devserver/node:${N8N_NODE_VERSION}-bookworm" "${PROMETHEUS_IMAGE}" \
-  "${GO_STDIO_IMAGE}" "${PYTHON_STDIO_IMAGE}"
+  "${GO_STDIO_IMAGE}" "${PYTHON_STDIO_IMAGE}" "${OPENHANDS_IMAGE}"

@@ -3,6 +3,7 @@
 cache_dir="${DEVSERVER_CACHE_DIR:-${HOME}/.cache/devserver-operator}"
 cache_bin="${cache_dir}/bin"
 DEBIAN_IMAGE="localhost/devserver/debian:bookworm"
+DEBIAN_TRIXIE_IMAGE="localhost/devserver/debian:trixie"
 NODE_BASE_IMAGE="localhost/devserver/kind-base:bookworm"
 NODE_IMAGE="localhost/devserver/kind-node:${KUBERNETES_VERSION}"
 export GOTOOLCHAIN=local GOFLAGS="-mod=readonly -buildvcs=false"
@@ -77,22 +78,27 @@ build_image() {
   fi
 }
 
-# The Debian root every local image starts from, made once by debootstrap and imported.
-ensure_debian_image() {
-  if docker image inspect "${DEBIAN_IMAGE}" >/dev/null 2>&1; then
-    echo "    ${DEBIAN_IMAGE}: current"
+# The Debian roots the local images start from, made once by debootstrap and imported:
+# bookworm for every image, trixie (Python 3.13) for OpenHands, which needs Python >= 3.12.
+ensure_debian_image() { debian_image bookworm "${DEBIAN_IMAGE}"; }
+ensure_debian_trixie_image() { debian_image trixie "${DEBIAN_TRIXIE_IMAGE}"; }
+
+# debian_image SUITE TAG
+debian_image() {
+  local suite="$1" tag="$2" root
+  if docker image inspect "${tag}" >/dev/null 2>&1; then
+    echo "    ${tag}: current"
     return
   fi
   command -v debootstrap >/dev/null || apt_install debootstrap
-  local root
   root="$(new_context)/root"
-  echo "    ${DEBIAN_IMAGE}: debootstrap --variant=minbase bookworm (about a minute)"
-  nice -n 10 debootstrap --variant=minbase bookworm "${root}" http://deb.debian.org/debian \
+  echo "    ${tag}: debootstrap --variant=minbase ${suite} (about a minute)"
+  nice -n 10 debootstrap --variant=minbase "${suite}" "${root}" http://deb.debian.org/debian \
     >"${root}.log" 2>&1 || { tail -n 20 "${root}.log" >&2; return 1; }
   rm -rf "${root}"/var/cache/apt/archives/*.deb "${root}"/var/lib/apt/lists/*
   tar -C "${root}" --numeric-owner -c . | docker import \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    --change 'CMD ["bash"]' - "${DEBIAN_IMAGE}" >/dev/null
+    --change 'CMD ["bash"]' - "${tag}" >/dev/null
 }
 
 apt_install() {

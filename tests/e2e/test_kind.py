@@ -40,6 +40,10 @@ from tests.e2e.helpers import (
     ready_object,
     wait_until,
 )
+from tests.e2e.openhands import (  # noqa: F401 - collected as tests of this module
+    openhands_config,
+    test_openhands_in_the_cluster_lists_the_tools_of_the_configured_servers,
+)
 from tests.e2e.stdio_images import (  # noqa: F401 - collected as tests of this module
     stdio_servers,
     test_stdio_a_replaced_proxy_restarts_the_server_it_cannot_initialize_and_serves,

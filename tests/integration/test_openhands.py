@@ -40,6 +40,7 @@ from tests.support.operator_harness import (
     wait_for,
     wait_for_condition,
 )
+from tests.support.receivers import WebhookReceiver
 
 pytestmark = [pytest.mark.integration]
 
@@ -81,6 +82,9 @@ async def test_openhands_lists_the_tools_of_the_servers_in_the_config_map(
     mcp_sse_server: McpServerProcess,
     openhands_root: OpenHandsRoot,
 ) -> None:
+    """Both keys of the ConfigMap, each read by the OpenHands that reads it: ``mcp.json`` by
+    the SDK 1.58.2, ``config.toml`` by openhands-ai 1.6.0 (the last release with its
+    ``[mcp]`` tables), whose own MCP client lists the tools too."""
     await mcp_server(kube, namespace, "github", mcp_streamable_server)
     await mcp_server(kube, namespace, "legacy", mcp_sse_server)
     spec = {
@@ -93,6 +97,11 @@ async def test_openhands_lists_the_tools_of_the_servers_in_the_config_map(
     assert live is not None
     listed = openhands_root.list_mcp_tools(live["data"]["mcp.json"])
     assert listed == sorted([*tools("github"), *tools("legacy")])
+    legacy = openhands_root.load_legacy_toml(live["data"]["config.toml"])
+    assert legacy["shttp"] == [mcp_streamable_server.url]
+    assert legacy["sse"] == [mcp_sse_server.url]
+    # The legacy client names tools as the servers do: each server's, once per server.
+    assert legacy["tools"] == sorted([*REAL_TOOLS, *REAL_TOOLS])
     # Nothing needs a header here: no Secret is written.
     assert await kube.get("v1", "Secret", "openhands-mcp", namespace) is None
 
@@ -139,6 +148,11 @@ async def test_openhands_authenticates_with_the_secret_and_follows_its_rotation(
         secret = await kube.get("v1", "Secret", "openhands-mcp", namespace)
         assert secret is not None and secret["metadata"]["ownerReferences"][0]["name"] == "agent"
         assert openhands_root.list_mcp_tools(text) == sorted([*tools("github"), *tools("open")])
+        # The openhands CLI reads the same file from ~/.openhands/mcp.json, headers included.
+        cli = openhands_root.cli_mcp(text)
+        assert cli["path"].endswith("/.openhands/mcp.json"), cli
+        assert cli["servers"] == ["github", "open"]
+        assert cli["tools"] == sorted([*tools("github"), *tools("open")])
         body = await kube.get(API_VERSION, KIND, "agent", namespace)
         assert "first-token" not in json.dumps(body)
 
@@ -202,22 +216,13 @@ async def test_a_foreign_secret_of_that_name_is_never_taken_over(
         guarded.close()
 
 
-@pytest.mark.n8n
-async def test_the_task_template_starts_a_conversation_on_the_agent_server(
-    operator: RunningOperator,
-    kube: KubeClient,
-    namespace: str,
-    n8n_server: N8nServer,
-    api_key: str,  # noqa: F811 - the fixture imported above
-    agent_server: AgentServer,
-) -> None:
-    """n8n's workflow from the template posts to the agent-server's conversation API; the
-    session key travels as an n8n credential made of a Secret. ``run: false``: the agent does
-    not start, so no model is called (none is reachable: the LLM settings are only stored)."""
-    path = f"task-{uuid.uuid4().hex[:8]}"
-    await put_secret(kube, namespace, "openhands", {"sessionKey": agent_server.session_key})
-    spec = n8n_spec(
-        n8n_server.base_url,
+def task_spec(
+    n8n: N8nServer, agent_server: AgentServer, path: str, **parameters: str
+) -> dict[str, Any]:
+    """A WorkflowIntegration with the ``openhands-task-webhook`` template for ``agent_server``;
+    its session key is the n8n credential ``openhands`` made of the Secret ``openhands``."""
+    return n8n_spec(
+        n8n.base_url,
         credentials=[
             {
                 "name": "openhands",
@@ -236,16 +241,38 @@ async def test_the_task_template_starts_a_conversation_on_the_agent_server(
                     "name": "openhands-task-webhook",
                     "parameters": {
                         "openhandsUrl": agent_server.url + "/",
-                        "llmModel": "openai/not-called",
-                        "llmBaseUrl": "http://127.0.0.1:9/v1",
                         "workingDir": f"{agent_server.inside}/project",
-                        "run": "false",
                         "path": path,
                         "sessionApiKeyCredential": "openhands",
+                        **parameters,
                     },
                 },
             }
         ],
+    )
+
+
+@pytest.mark.n8n
+async def test_the_task_template_starts_a_conversation_on_the_agent_server(
+    operator: RunningOperator,
+    kube: KubeClient,
+    namespace: str,
+    n8n_server: N8nServer,
+    api_key: str,  # noqa: F811 - the fixture imported above
+    agent_server: AgentServer,
+) -> None:
+    """n8n's workflow from the template posts to the agent-server's conversation API; the
+    session key travels as an n8n credential made of a Secret. ``run: false``: the agent does
+    not start, so no model is called (none is reachable: the LLM settings are only stored)."""
+    path = f"task-{uuid.uuid4().hex[:8]}"
+    await put_secret(kube, namespace, "openhands", {"sessionKey": agent_server.session_key})
+    spec = task_spec(
+        n8n_server,
+        agent_server,
+        path,
+        llmModel="openai/not-called",
+        llmBaseUrl="http://127.0.0.1:9/v1",
+        run="false",
     )
     await kube.apply(custom_resource(KIND, "tasks", namespace, spec))
     body = await wait_for_condition(kube, KIND, "tasks", namespace, "Ready", "True", seconds=SYNC)
@@ -263,3 +290,70 @@ async def test_the_task_template_starts_a_conversation_on_the_agent_server(
     assert agent_server.user_messages(created["id"]) == [
         "fix the flaky test\n\nRepository: o/r (branch main)"
     ]
+
+
+# What an OpenAI-compatible server answers to a chat completion: one message, no tool call,
+# so the agent's turn ends after one model call.
+COMPLETION = json.dumps(
+    {
+        "id": "chatcmpl-stand-in",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "stand-in",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "Nothing to do."},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    }
+).encode()
+
+
+@pytest.mark.n8n
+async def test_the_model_key_comes_from_the_agent_servers_environment(
+    operator: RunningOperator,
+    kube: KubeClient,
+    namespace: str,
+    n8n_server: N8nServer,
+    api_key: str,  # noqa: F811 - the fixture imported above
+    openhands_root: OpenHandsRoot,
+) -> None:
+    """``run: true``: the agent calls its model with the key of the agent-server's own
+    environment (``OPENAI_API_KEY``), which neither the WorkflowIntegration nor n8n holds.
+    A local OpenAI-compatible stand-in takes the model's place, and only the model's: it
+    records the call and answers one message."""
+    model = WebhookReceiver().start()
+    model.answer("/v1/chat/completions", 200, COMPLETION, {"Content-Type": "application/json"})
+    key = f"sk-environment-{uuid.uuid4().hex[:12]}"
+    server = AgentServer(openhands_root, env={"OPENAI_API_KEY": key})
+    server.start()
+    try:
+        path = f"task-{uuid.uuid4().hex[:8]}"
+        await put_secret(kube, namespace, "openhands", {"sessionKey": server.session_key})
+        spec = task_spec(
+            n8n_server,
+            server,
+            path,
+            llmModel="openai/stand-in",
+            llmBaseUrl=model.url("/v1"),
+            run="true",
+        )
+        await kube.apply(custom_resource(KIND, "tasks", namespace, spec))
+        body = await wait_for_condition(
+            kube, KIND, "tasks", namespace, "Ready", "True", seconds=SYNC
+        )
+        assert key not in json.dumps(body)
+        url = workflow_status(body, "tasks")["webhookUrls"][0]
+        async with httpx.AsyncClient(timeout=120) as http:
+            answer = await http.post(url, json={"task": "say hello"})
+        assert answer.status_code == 200, answer.text
+        [call, *_] = model.wait_for(1, "/v1/chat/completions", timeout=120)
+        assert call.headers["authorization"] == f"Bearer {key}"
+        assert call.json()["model"] == "stand-in"
+        assert "say hello" in json.dumps(call.json()["messages"])
+    finally:
+        server.stop()
+        model.stop()

@@ -1,4 +1,6 @@
-"""Real OpenHands (openhands-sdk and openhands-agent-server from PyPI) for the contract tests.
+"""Real OpenHands from PyPI for the contract tests: openhands-sdk and openhands-agent-server
+(``/opt/openhands``), and openhands-ai 1.6.0, the last release with the legacy ``config.toml``
+``[mcp]`` tables (``/opt/openhands-legacy``).
 
 OpenHands needs Python >= 3.12; the host has 3.11. ``hack/openhands/install.sh`` puts the
 locked packages into a Debian trixie root (Python 3.13) outside the clone; its Python runs
@@ -36,6 +38,9 @@ INSTALL_SCRIPT = REPO_ROOT / "hack" / "openhands" / "install.sh"
 INSTALL_TIMEOUT = 1800.0  # cold: ~90 s here (debootstrap ~40 s, pip ~50 s); room for a slow mirror
 START_TIMEOUT = 120.0
 PYTHON = "/opt/openhands/bin/python"
+LEGACY_PYTHON = "/opt/openhands-legacy/bin/python"
+# The CLI declares Python ==3.12.*; none can be had here, so it runs on 3.13 (install.sh).
+CLI_PYTHON = "/opt/openhands-cli/bin/python"
 # Quiet and offline where OpenHands would reach out on its own (LiteLLM's price list).
 QUIET_ENV = {
     "OPENHANDS_SUPPRESS_BANNER": "1",
@@ -69,12 +74,17 @@ class OpenHandsRoot:
         return host, "/" + str(host.relative_to(self.root))
 
     def python(
-        self, script: str, *args: str, env: Mapping[str, str] | None = None, timeout: float = 120
+        self,
+        script: str,
+        *args: str,
+        env: Mapping[str, str] | None = None,
+        timeout: float = 120,
+        python: str = PYTHON,
     ) -> str:
         """Run ``script`` with OpenHands' Python; its stdout (stderr is in the error)."""
         host, inside = self.scratch()
         (host / "script.py").write_text(script)
-        argv = _chroot_argv(self.root, env or {}, [PYTHON, f"{inside}/script.py", *args], inside)
+        argv = _chroot_argv(self.root, env or {}, [python, f"{inside}/script.py", *args], inside)
         result = subprocess.run(
             argv,
             capture_output=True,
@@ -98,9 +108,32 @@ class OpenHandsRoot:
         listed: list[str] = json.loads(output.strip().splitlines()[-1])
         return listed
 
-    def version(self, package: str) -> str:
+    def load_legacy_toml(self, config_toml: str) -> dict[str, Any]:
+        """What openhands-ai 1.6.0 makes of a ``config.toml``: its own loader
+        (``load_from_toml`` into ``OpenHandsConfig``) gives the ``[mcp]`` server URLs, and its
+        own MCP client code (``fetch_mcp_tools_from_config``) lists their tools.
+        ``{"sse": [url], "shttp": [url], "tools": [name]}``."""
+        host, inside = self.scratch()
+        (host / "config.toml").write_text(config_toml)
+        output = self.python(LEGACY_LOAD, f"{inside}/config.toml", python=LEGACY_PYTHON)
+        loaded: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
+        return loaded
+
+    def cli_mcp(self, config: str) -> dict[str, Any]:
+        """What the ``openhands`` CLI 1.16.0 makes of ``config`` at ``~/.openhands/mcp.json``:
+        its own loader (``list_enabled_servers``, which the CLI hands the agent as its
+        ``mcp_config``) and the tools that the SDK it pins lists with that.
+        ``{"path": ..., "servers": [name], "tools": [name]}``."""
+        host, inside = self.scratch()
+        (host / ".openhands").mkdir()
+        (host / ".openhands" / "mcp.json").write_text(config)
+        output = self.python(CLI_MCP, env={"HOME": inside}, python=CLI_PYTHON)
+        loaded: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
+        return loaded
+
+    def version(self, package: str, python: str = PYTHON) -> str:
         script = f"from importlib.metadata import version; print(version({package!r}))"
-        return self.python(script).strip()
+        return self.python(script, python=python).strip()
 
 
 LIST_TOOLS = """
@@ -111,6 +144,35 @@ from openhands.sdk.mcp.utils import create_mcp_tools
 config = coerce_mcp_config(json.load(open(sys.argv[1])))
 with create_mcp_tools(config, timeout=60) as client:
     print(json.dumps(sorted(tool.name for tool in client.tools)))
+"""
+
+
+LEGACY_LOAD = """
+import asyncio, json, sys
+from openhands.core.config import OpenHandsConfig
+from openhands.core.config.utils import load_from_toml
+from openhands.mcp.utils import fetch_mcp_tools_from_config
+
+config = OpenHandsConfig()
+load_from_toml(config, sys.argv[1])
+tools = asyncio.run(fetch_mcp_tools_from_config(config.mcp))
+print(json.dumps({
+    "sse": [server.url for server in config.mcp.sse_servers],
+    "shttp": [server.url for server in config.mcp.shttp_servers],
+    "tools": sorted(tool["function"]["name"] for tool in tools),
+}))
+"""
+
+
+CLI_MCP = """
+import json
+from openhands.sdk.mcp.utils import create_mcp_tools
+from openhands_cli.mcp.mcp_utils import _get_mcp_config_path, list_enabled_servers
+
+servers = list_enabled_servers()
+with create_mcp_tools({"mcpServers": servers}, timeout=60) as client:
+    tools = sorted(tool.name for tool in client.tools)
+print(json.dumps({"path": str(_get_mcp_config_path()), "servers": sorted(servers), "tools": tools}))
 """
 
 
