@@ -116,9 +116,9 @@ export function Detail({ plural, namespace, name }) {
     <p>Health: <span data-testid="health"><${Health} value=${health} /></span></p>
     <${ErrorNote} error=${error} />
     <${Conditions} conditions=${object.status?.conditions} />
-    ${(plural === "mcpservers" || plural === "workflowintegrations") && html`<${Actions} plural=${plural} object=${object} />`}
+    ${(plural === "mcpservers" || plural === "workflowintegrations") && html`<${Actions} key=${path} plural=${plural} object=${object} />`}
     ${plural === "mcpservers" && html`<${Tools} status=${object.status} />`}
-    ${plural === "mcpservers" && html`<${TryTool} object=${object} />`}
+    ${plural === "mcpservers" && html`<${TryTool} key=${path} object=${object} />`}
     ${plural === "alertrules" && html`<${AlertRuleRules} namespace=${namespace} name=${name} version=${object.metadata.resourceVersion} />`}
     ${plural === "mcpservers" && !object.spec?.url && html`<${Scale} object=${object} onDone=${setObject} />`}
     <${Children} path=${path} />
