@@ -130,6 +130,10 @@ try {
   });
   report("alerts", { firing: await page.getByTestId("state-WorkloadDown").first().innerText() });
   await audit("alerts");
+  await page.getByRole("link", { name: "servers", exact: true }).click();
+  await page.getByText("Rules: 1 firing, 0 pending").waitFor();
+  report("alert-detail");
+  await audit("alert-detail");
 
   await page.goto(`${url}/#/new`);
   await page.getByLabel("Namespace").fill(namespace);

@@ -158,6 +158,7 @@ def test_log_in_create_from_a_template_watch_it_turn_ready_live_call_a_tool_and_
     assert "Result of echo" in called["result"] and "hello from the browser" in called["result"]
     assert "verify-requested" in by_step
     assert by_step["alerts"] == [{"step": "alerts", "firing": "firing"}]
+    assert "alert-detail" in by_step
     assert by_step["scaled"] == [{"step": "scaled", "replicas": 2}]
     (granted,) = by_step["granted"]
     # Two hours, counting down live: "1h 59m 58s", then a second later "1h 59m 57s" (on a
@@ -172,7 +173,7 @@ def test_log_in_create_from_a_template_watch_it_turn_ready_live_call_a_tool_and_
     pages = {entry["page"] for entry in by_step["axe"]}
     assert pages == {
         "login", "dashboard", "create", "detail", "tool", "scale", "grants", "list", "alerts",
-        "create-rejected",
+        "alert-detail", "create-rejected",
     }  # fmt: skip
     serious = [
         (entry["page"], violation)
