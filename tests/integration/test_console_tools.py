@@ -187,6 +187,15 @@ def test_only_an_admin_may_call_a_tool(console: RunningConsole, people: People, 
     )
 
 
+@pytest.mark.parametrize(("who", "may"), [("viewer", False), ("operator", False), ("admin", True)])
+def test_the_ui_learns_who_may_call_tools(
+    console: RunningConsole, people: People, who: str, may: bool
+) -> None:
+    with console.client(getattr(people, who)) as http:
+        answer = http.get(f"/api/v1/namespaces/{people.namespace}/mcpservers/plain/tools")
+    assert answer.status_code == 200 and answer.json() == {"mayCall": may}
+
+
 def test_an_admin_calls_a_tool_of_a_header_authenticated_server_and_it_is_audited(
     console: RunningConsole, people: People
 ) -> None:

@@ -1,6 +1,6 @@
 // "Try a tool" and the "Verify now" / "Sync now" actions of the detail pages.
 import { html } from "htm/preact";
-import { useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import { api } from "../api.js";
 import { ErrorNote } from "../ui.js";
 
@@ -16,8 +16,18 @@ export function TryTool({ object }) {
   const [result, setResult] = useState(null);
   const [error, setError] = useState(null);
   const [busy, setBusy] = useState(false);
+  const [mayCall, setMayCall] = useState(null);
+  useEffect(() => {
+    api("GET", `/namespaces/${namespace}/mcpservers/${name}/tools`).then((r) => setMayCall(r.mayCall), () => setMayCall(false));
+  }, [namespace, name]);
   const ready = (object.status?.conditions || []).some((c) => c.type === "Ready" && c.status === "True");
   const chosen = tools.find((t) => t.name === tool);
+  if (mayCall === false) {
+    return html`<section aria-labelledby="try-title">
+      <h2 id="try-title">Try a tool</h2>
+      <p>Calling tools here needs permission to create <code>mcpservers/tools</code> in ${namespace} (TeamAccess role admin).</p>
+    </section>`;
+  }
 
   async function submit(event) {
     event.preventDefault();

@@ -114,6 +114,16 @@ async def _prepare(
     return server_url(owner, spec, cluster_domain), served_transport(spec), headers
 
 
+@router.get(
+    "/namespaces/{namespace}/mcpservers/{name}/tools",
+    summary="Whether you may call tools of this MCPServer (the UI shows the form only then)",
+)
+async def may_call(namespace: str, name: str, request: Request, user: Caller) -> dict[str, Any]:
+    kube = console_state(request).connection.for_user(user)
+    verb, plural, subresource = CALL_PERMISSION
+    return {"mayCall": await self_review(kube, verb, plural, namespace, subresource)}
+
+
 @router.post(
     "/namespaces/{namespace}/mcpservers/{name}/tools/call",
     summary="Call one tool of a Ready MCPServer (needs create on mcpservers/tools)",
