@@ -1,6 +1,7 @@
 // The console in a real headless Chromium (Debian's /usr/bin/chromium, driven by
 // playwright-core): log in, create an MCPServer from a template and watch it become Ready
-// without a reload, scale a workload server, run axe-core on every page, take screenshots.
+// without a reload, call one of its tools, scale a workload server, see a firing alert,
+// run axe-core on every page, take screenshots.
 // Started by tests/integration/test_console_browser.py, which prepares the cluster and reads
 // the JSON lines this prints; exits non-zero on the first failed step.
 import { readFileSync, mkdirSync } from "node:fs";
@@ -84,6 +85,18 @@ try {
   await page.getByRole("heading", { name: /Tools \(3\)/ }).waitFor();
   await audit("detail");
 
+  // Try a tool: the admin calls echo on the server it just created and sees the answer.
+  await page.getByLabel("Tool", { exact: true }).selectOption("echo");
+  await page.getByLabel("Arguments (JSON object)").fill('{"text": "hello from the browser"}');
+  await page.getByRole("button", { name: "Call tool" }).click();
+  const toolResult = page.getByTestId("tool-result");
+  await toolResult.waitFor({ timeout: 30_000 });
+  report("tool-called", { result: await toolResult.innerText() });
+  await page.getByRole("button", { name: "Verify now" }).click();
+  await page.getByText(/^Requested at /).waitFor();
+  report("verify-requested");
+  await audit("tool");
+
   await page.goto(`${url}/#/mcpservers/${namespace}/${workload}`);
   await page.getByLabel("Replicas (0 stops the server)").fill("2");
   await page.getByRole("button", { name: "Scale" }).click();
@@ -109,6 +122,18 @@ try {
   await page.goto(`${url}/#/mcpservers`);
   await page.getByRole("link", { name: "from-browser" }).waitFor();
   await audit("list");
+
+  await page.goto(`${url}/#/alertrules`);
+  await page.getByRole("heading", { name: "Alert rules" }).waitFor();
+  await page.waitForFunction(() => document.querySelector("[data-testid=state-WorkloadDown]")?.innerText === "firing", null, {
+    timeout: 60_000,
+  });
+  report("alerts", { firing: await page.getByTestId("state-WorkloadDown").first().innerText() });
+  await audit("alerts");
+  await page.getByRole("link", { name: "servers", exact: true }).click();
+  await page.getByText("Rules: 1 firing, 0 pending").waitFor();
+  report("alert-detail");
+  await audit("alert-detail");
 
   await page.goto(`${url}/#/new`);
   await page.getByLabel("Namespace").fill(namespace);

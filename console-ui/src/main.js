@@ -3,6 +3,7 @@ import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { api, connectLive, disconnectLive, onLive } from "./api.js";
 import { KINDS, byPlural } from "./kinds.js";
+import { Alerts } from "./pages/alerts.js";
 import { Create } from "./pages/create.js";
 import { Dashboard } from "./pages/dashboard.js";
 import { Grants } from "./pages/grants.js";
@@ -25,6 +26,7 @@ function Page({ hash }) {
   const parts = hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
   if (parts[0] === "new") return html`<${Create} />`;
   if (parts.length === 1 && parts[0] === "teamaccesses") return html`<${Grants} />`;
+  if (parts.length === 1 && parts[0] === "alertrules") return html`<${Alerts} />`;
   if (parts.length === 1 && byPlural[parts[0]]) return html`<${List} plural=${parts[0]} />`;
   if (parts.length === 3 && byPlural[parts[0]]) {
     return html`<${Detail} plural=${parts[0]} namespace=${parts[1]} name=${parts[2]} />`;

@@ -2,7 +2,8 @@
 
 The browser part is console-ui/e2e/console.mjs (playwright-core driving Debian's
 /usr/bin/chromium); this module prepares the cluster, starts it, and checks what it reports:
-login, an MCPServer created from a template turning Ready live, a grant with an expiry
+login, an MCPServer created from a template turning Ready live, one of its tools called
+and its answer shown, "Verify now", a firing alert on the alert rules page, a grant with an expiry
 and its countdown (a remote server pointing at
 a real MCP server on loopback: the local control plane has no kubelet to run a workload),
 a scale, the API server's refusal shown with its field, no serious axe-core violation on any
@@ -77,6 +78,17 @@ def person(control_plane: Any, operator: RunningOperator) -> Iterator[tuple[str,
                 "spec": {"image": "example.com/mcp:1", "port": 8080},
             },
         )
+        # Fires at once: the workload server never becomes Ready without a kubelet.
+        down = {"name": "WorkloadDown", "builtin": {"condition": "MCPServerNotReady"}}
+        apply(
+            admin,
+            {
+                "apiVersion": API_VERSION,
+                "kind": "AlertRule",
+                "metadata": {"name": "servers", "namespace": namespace},
+                "spec": {"evaluation": {"interval": "1s"}, "rules": [down]},
+            },
+        )
         yield namespace, token
         admin.delete(f"/api/v1/namespaces/{namespace}")
 
@@ -101,7 +113,7 @@ def _seconds(countdown: str) -> int:
     return sum(int(value) * units[unit] for value, unit in parts)
 
 
-def test_log_in_create_from_a_template_watch_it_turn_ready_live_and_scale(
+def test_log_in_create_from_a_template_watch_it_turn_ready_live_call_a_tool_and_scale(
     browser_tools: None,
     console: RunningConsole,
     control_plane: Any,
@@ -142,6 +154,11 @@ def test_log_in_create_from_a_template_watch_it_turn_ready_live_and_scale(
 
     (ready,) = by_step["ready-live"]
     assert ready["reloaded"] is False
+    (called,) = by_step["tool-called"]
+    assert "Result of echo" in called["result"] and "hello from the browser" in called["result"]
+    assert "verify-requested" in by_step
+    assert by_step["alerts"] == [{"step": "alerts", "firing": "firing"}]
+    assert "alert-detail" in by_step
     assert by_step["scaled"] == [{"step": "scaled", "replicas": 2}]
     (granted,) = by_step["granted"]
     # Two hours, counting down live: "1h 59m 58s", then a second later "1h 59m 57s" (on a
@@ -155,7 +172,8 @@ def test_log_in_create_from_a_template_watch_it_turn_ready_live_and_scale(
 
     pages = {entry["page"] for entry in by_step["axe"]}
     assert pages == {
-        "login", "dashboard", "create", "detail", "scale", "grants", "list", "create-rejected",
+        "login", "dashboard", "create", "detail", "tool", "scale", "grants", "list", "alerts",
+        "alert-detail", "create-rejected",
     }  # fmt: skip
     serious = [
         (entry["page"], violation)

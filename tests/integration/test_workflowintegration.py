@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from devserver_operator.api import API_VERSION
-from devserver_operator.builders.common import Owner
+from devserver_operator.builders.common import REQUEST_ANNOTATION, Owner
 from devserver_operator.builders.workflowintegration import MANAGED_TAG, workflow_tag
 from devserver_operator.integrations.n8n import (
     N8nClient,
@@ -376,6 +376,37 @@ async def test_edits_in_n8n_are_put_back_with_drift_policy_correct(
     body = await get(kube, "correct", namespace)
     assert condition(body, "Drifted")["status"] == "False"
     assert [w.id for w in await copies(n8n, name)] == [entry["id"]]
+
+
+async def test_sync_now_compares_with_n8n_before_the_interval_is_up(
+    operator: RunningOperator,
+    kube: KubeClient,
+    namespace: str,
+    n8n_server: N8nServer,
+    n8n: N8nClient,
+    api_key: str,
+) -> None:
+    path, name = unique("now"), unique("Now")
+    spec = n8n_spec(
+        n8n_server.base_url,
+        syncInterval="1h",
+        workflows=[{"name": "hook", "inline": webhook_workflow(name, path)}],
+    )
+    await kube.apply(custom_resource(KIND, "now", namespace, spec))
+    body = await wait_for_condition(kube, KIND, "now", namespace, "Ready", "True", seconds=SYNC)
+    entry = workflow_status(body, "hook")
+    await n8n.deactivate_workflow(entry["id"])
+    await asyncio.sleep(8)  # several resync rounds (5 s): an hour's interval is not up
+    assert not (await n8n.get_workflow(entry["id"])).active
+
+    # "Sync now" (what the console's button writes): the drift is found and put back.
+    patch = {"metadata": {"annotations": {REQUEST_ANNOTATION: "2026-01-01T00:00:00Z"}}}
+    await kube.merge_patch(API_VERSION, KIND, "now", namespace, patch)
+
+    async def reactivated() -> bool:
+        return (await n8n.get_workflow(entry["id"])).active
+
+    await wait_for(reactivated, seconds=SYNC, what="n8n's copy reactivated after sync now")
 
 
 async def test_edits_in_n8n_are_reported_with_drift_policy_report(

@@ -105,6 +105,14 @@ def test_admin_manages_teamaccess() -> None:
         assert (GROUP, "teamaccesses", verb, "") in GRANTS[ADMIN]
 
 
+def test_only_admin_may_call_tools_from_the_console() -> None:
+    call = (GROUP, "mcpservers/tools", "create", "")
+    assert call in GRANTS[ADMIN]
+    assert call not in GRANTS[OPERATOR] and call not in GRANTS[VIEWER]
+    # Operators write MCPServers but never a subresource of them: nothing implies the call.
+    assert not {p for p in GRANTS[OPERATOR] if p[1].startswith("mcpservers/") and p[2] not in READ}
+
+
 def test_rbac_rights_are_bind_on_the_team_roles_only() -> None:
     rbac = {p for p in GRANTS[ADMIN] if p[0] == "rbac.authorization.k8s.io"}
     assert rbac == {("rbac.authorization.k8s.io", "clusterroles", "bind", n) for n in TEAM_ROLES}

@@ -4,6 +4,8 @@ import YAML from "yaml";
 import { api, onLive } from "../api.js";
 import { byPlural } from "../kinds.js";
 import { ErrorNote, Health } from "../ui.js";
+import { AlertRuleRules } from "./alerts.js";
+import { Actions, TryTool } from "./tools.js";
 
 function Conditions({ conditions }) {
   return html`<table>
@@ -114,7 +116,10 @@ export function Detail({ plural, namespace, name }) {
     <p>Health: <span data-testid="health"><${Health} value=${health} /></span></p>
     <${ErrorNote} error=${error} />
     <${Conditions} conditions=${object.status?.conditions} />
+    ${(plural === "mcpservers" || plural === "workflowintegrations") && html`<${Actions} key=${path} plural=${plural} object=${object} />`}
     ${plural === "mcpservers" && html`<${Tools} status=${object.status} />`}
+    ${plural === "mcpservers" && html`<${TryTool} key=${path} object=${object} />`}
+    ${plural === "alertrules" && html`<${AlertRuleRules} namespace=${namespace} name=${name} version=${object.metadata.resourceVersion} />`}
     ${plural === "mcpservers" && !object.spec?.url && html`<${Scale} object=${object} onDone=${setObject} />`}
     <${Children} path=${path} />
     <${Events} path=${path} version=${object.metadata.resourceVersion} />

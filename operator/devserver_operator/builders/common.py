@@ -15,6 +15,9 @@ PART_OF = "devserver-operator"
 ANNOTATION_PREFIX = "devserver.ecosphere.network/"
 CONFIG_HASH_ANNOTATION = ANNOTATION_PREFIX + "config-hash"
 OWNER_KIND_LABEL = ANNOTATION_PREFIX + "owner-kind"
+REQUEST_ANNOTATION = ANNOTATION_PREFIX + "requested-at"
+"""Set to a new value (the console writes the time) to ask for a reconcile now: an MCPServer
+runs its MCP handshake again, a WorkflowIntegration compares every workflow with n8n."""
 OWNER_NAME_LABEL = ANNOTATION_PREFIX + "owner-name"
 
 

@@ -26,7 +26,10 @@ def audit_write(
     *,
     status: int,
     reason: str = "",
+    **extra: str,
 ) -> None:
+    """``extra``: further fields of the record (e.g. the tool called), never a value a
+    person sent."""
     record = {
         "audit": "devserver-console",
         "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
@@ -39,5 +42,6 @@ def audit_write(
         "outcome": "allowed" if status < 400 else "refused",
         "status": status,
         "reason": reason,
+        **extra,
     }
     _log.info(json.dumps(record, sort_keys=True))

@@ -13,6 +13,7 @@ import asyncio
 import time
 
 from devserver_operator.api import GROUP
+from devserver_operator.kube.client import KubeClient
 
 from .connection import Connection
 from .identity import User
@@ -21,6 +22,24 @@ REVIEW_PATH = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
 MAX_ENTRIES = 50_000
 
 _Key = tuple[str, str, str, str]
+
+
+async def self_review(
+    kube: KubeClient, verb: str, plural: str, namespace: str, subresource: str = ""
+) -> bool:
+    """A SelfSubjectAccessReview sent by ``kube`` (a person's impersonating client)."""
+    attributes = {"group": GROUP, "resource": plural, "verb": verb}
+    if namespace:
+        attributes["namespace"] = namespace
+    if subresource:
+        attributes["subresource"] = subresource
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectAccessReview",
+        "spec": {"resourceAttributes": attributes},
+    }
+    answer = await kube.raw("POST", REVIEW_PATH, review)
+    return bool((answer.get("status") or {}).get("allowed"))
 
 
 class Permissions:
@@ -56,16 +75,7 @@ class Permissions:
         return allowed
 
     async def _review(self, user: User, verb: str, plural: str, namespace: str) -> bool:
-        attributes = {"group": GROUP, "resource": plural, "verb": verb}
-        if namespace:
-            attributes["namespace"] = namespace
-        review = {
-            "apiVersion": "authorization.k8s.io/v1",
-            "kind": "SelfSubjectAccessReview",
-            "spec": {"resourceAttributes": attributes},
-        }
-        answer = await self._connection.for_user(user).raw("POST", REVIEW_PATH, review)
-        return bool((answer.get("status") or {}).get("allowed"))
+        return await self_review(self._connection.for_user(user), verb, plural, namespace)
 
     async def visible_namespaces(self, user: User, plural: str, namespaces: set[str]) -> set[str]:
         """The namespaces among ``namespaces`` whose ``plural`` the user may list."""

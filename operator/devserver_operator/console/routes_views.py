@@ -17,6 +17,7 @@ from devserver_operator.builders.common import Owner, owner_selector
 from devserver_operator.kube.errors import ForbiddenError, KubeApiError, NotFoundError
 from devserver_operator.render import RenderError, render_document
 
+from .alerts import alert_rule_view
 from .auth import Caller
 from .catalog import BUILTIN_TEMPLATES
 from .identity import User
@@ -62,6 +63,11 @@ async def mcp_servers(request: Request, user: Caller) -> dict[str, Any]:
 @router.get("/views/workflows", summary="Workflow integrations with their n8n ids and links")
 async def workflows(request: Request, user: Caller) -> dict[str, Any]:
     return await _view(request, user, "workflowintegrations", workflow_view)
+
+
+@router.get("/views/alerts", summary="Alert rules with their firing and pending alerts")
+async def alerts(request: Request, user: Caller) -> dict[str, Any]:
+    return await _view(request, user, "alertrules", alert_rule_view)
 
 
 @router.get("/views/grants", summary="Team grants: who, which role, and the time left")

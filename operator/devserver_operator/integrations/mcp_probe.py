@@ -41,7 +41,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 
 import httpx
 import mcp_types
@@ -76,6 +76,7 @@ __all__ = [
     "MCP_PROBE_REASONS",
     "MODERN_PROTOCOL_VERSIONS",
     "SUPPORTED_PROTOCOL_VERSIONS",
+    "Agreement",
     "McpProbeError",
     "McpProbeReason",
     "McpProbeResult",
@@ -83,6 +84,9 @@ __all__ = [
     "McpTransport",
     "Negotiation",
     "probe_mcp_server",
+    "run_mcp_session",
+    "stateless_headers",
+    "wire",
 ]
 
 McpTransport = Literal["streamable-http", "sse"]
@@ -206,7 +210,7 @@ def _client_info() -> dict[str, Any]:
     return info.model_dump(by_alias=True, mode="json", exclude_none=True)
 
 
-def _wire(request: mcp_types.ClientRequest | Any) -> tuple[str, dict[str, Any] | None]:
+def wire(request: mcp_types.ClientRequest | Any) -> tuple[str, dict[str, Any] | None]:
     """The method and params of an SDK request model, as they go on the wire."""
     data: dict[str, Any] = request.model_dump(by_alias=True, mode="json", exclude_none=True)
     return data["method"], data.get("params")
@@ -238,7 +242,7 @@ def _bounded_capabilities(raw: Mapping[str, Any]) -> tuple[tuple[str, ...], dict
 
 
 @dataclass(frozen=True, slots=True)
-class _Agreed:
+class Agreement:
     """The outcome of the negotiation: the revision and what the server said about itself."""
 
     negotiation: Negotiation
@@ -262,7 +266,7 @@ def _envelope(version: str) -> dict[str, Any]:
     }
 
 
-def _stateless_headers(version: str, method: str) -> dict[str, str]:
+def stateless_headers(version: str, method: str) -> dict[str, str]:
     return {"MCP-Protocol-Version": version, "Mcp-Method": method}
 
 
@@ -274,8 +278,8 @@ def _supported_in(data: Any) -> list[str] | None:
         return None
 
 
-async def _initialize(conn: McpConnection) -> _Agreed:
-    method, params = _wire(
+async def _initialize(conn: McpConnection) -> Agreement:
+    method, params = wire(
         mcp_types.InitializeRequest(
             params=mcp_types.InitializeRequestParams(
                 protocol_version=LATEST_HANDSHAKE_VERSION,
@@ -299,9 +303,9 @@ async def _initialize(conn: McpConnection) -> _Agreed:
     except ValidationError as exc:
         raise _protocol_error(conn, "initialize", _validation_problem(exc)) from None
     conn.protocol_version = init.protocol_version
-    method, params = _wire(mcp_types.InitializedNotification())
+    method, params = wire(mcp_types.InitializedNotification())
     await conn.notify(method, params)
-    return _Agreed(
+    return Agreement(
         negotiation="initialize",
         protocol_version=init.protocol_version,
         capabilities=result["capabilities"],
@@ -312,18 +316,18 @@ async def _initialize(conn: McpConnection) -> _Agreed:
 
 async def _discover(conn: McpConnection, version: str, deadline: float) -> dict[str, Any]:
     """Send one ``server/discover`` at ``version``, bounded by the discover timeout."""
-    method, params = _wire(
+    method, params = wire(
         mcp_types.DiscoverRequest(params=mcp_types.RequestParams(_meta=_envelope(version)))
     )
     loop = asyncio.get_running_loop()
     limit = min(loop.time() + DISCOVER_TIMEOUT_SECONDS, loop.time() + (deadline - loop.time()) / 2)
     async with asyncio.timeout_at(limit):
         return await conn.request(
-            method, params, what="server/discover", headers=_stateless_headers(version, method)
+            method, params, what="server/discover", headers=stateless_headers(version, method)
         )
 
 
-def _adopt(raw: Mapping[str, Any]) -> _Agreed | None:
+def _adopt(raw: Mapping[str, Any]) -> Agreement | None:
     """The agreement a ``server/discover`` result offers; ``None`` when it is no evidence."""
     try:
         result = mcp_types.DiscoverResult.model_validate(raw, by_name=False)
@@ -339,7 +343,7 @@ def _adopt(raw: Mapping[str, Any]) -> _Agreed | None:
             server_info = mcp_types.Implementation.model_validate(stamp)
         except ValidationError:
             server_info = None  # display-only, per the specification
-    return _Agreed(
+    return Agreement(
         negotiation="discover",
         protocol_version=mutual[-1],
         capabilities=raw["capabilities"],
@@ -349,11 +353,12 @@ def _adopt(raw: Mapping[str, Any]) -> _Agreed | None:
 
 
 Connect = Callable[[], Awaitable[McpConnection]]
+W = TypeVar("W")
 
 
 async def _negotiate(
     conn: McpConnection, connect: Connect, deadline: float
-) -> tuple[McpConnection, _Agreed]:
+) -> tuple[McpConnection, Agreement]:
     """Agree on a revision as the SDK's client does (see the module docstring).
 
     ``connect`` opens a fresh connection: after a ``server/discover`` that timed out (its
@@ -413,7 +418,7 @@ async def _negotiate(
 
 async def _list_tools(
     conn: McpConnection,
-    agreed: _Agreed,
+    agreed: Agreement,
     *,
     max_tools: int,
     max_pages: int,
@@ -431,8 +436,8 @@ async def _list_tools(
             if cursor is None and envelope is None
             else mcp_types.PaginatedRequestParams(cursor=cursor, _meta=envelope)
         )
-        method, params = _wire(mcp_types.ListToolsRequest(params=request_params))
-        headers = None if envelope is None else _stateless_headers(agreed.protocol_version, method)
+        method, params = wire(mcp_types.ListToolsRequest(params=request_params))
+        headers = None if envelope is None else stateless_headers(agreed.protocol_version, method)
         result = await conn.request(method, params, what=what, headers=headers)
         page_tools = result.get("tools")
         if not isinstance(page_tools, list):
@@ -491,24 +496,6 @@ async def _list_tools(
     )
 
 
-async def _run(
-    conn: McpConnection,
-    connect: Connect,
-    deadline: float,
-    *,
-    max_tools: int,
-    max_pages: int,
-    max_total_tools: int,
-) -> tuple[McpConnection, _Agreed, list[McpTool], int]:
-    conn, agreed = await _negotiate(conn, connect, deadline)
-    if "tools" not in agreed.capabilities:
-        return conn, agreed, [], 0  # tools/list is only defined for servers with the capability
-    tools, count = await _list_tools(
-        conn, agreed, max_tools=max_tools, max_pages=max_pages, max_total_tools=max_total_tools
-    )
-    return conn, agreed, tools, count
-
-
 async def probe_mcp_server(
     url: str,
     transport: McpTransport,
@@ -535,31 +522,90 @@ async def probe_mcp_server(
     Raises :class:`McpProbeError` on every failure of the server; ``ValueError`` for
     arguments that are wrong in the code (a bad transport name or a non-positive bound).
     """
+    if max_tools < 0 or max_pages < 1 or max_total_tools < 0:
+        raise ValueError("the bounds of the probe must be positive")
+    started = time.monotonic()
+
+    async def list_tools(conn: McpConnection, agreed: Agreement) -> tuple[list[McpTool], int]:
+        if "tools" not in agreed.capabilities:
+            return [], 0  # tools/list is only defined for servers with the capability
+        return await _list_tools(
+            conn, agreed, max_tools=max_tools, max_pages=max_pages, max_total_tools=max_total_tools
+        )
+
+    agreed, (tools, count) = await run_mcp_session(
+        url,
+        transport,
+        list_tools,
+        timeout=timeout,
+        headers=headers,
+        client=client,
+        max_response_bytes=max_response_bytes,
+        activity="the verification",
+    )
+    info = agreed.server_info
+    names, raw = _bounded_capabilities(agreed.capabilities)
+    return McpProbeResult(
+        server_name=truncate(info.name, MAX_SERVER_FIELD_CHARS) if info is not None else "",
+        server_version=truncate(info.version, MAX_SERVER_FIELD_CHARS) if info is not None else "",
+        server_title=truncate(info.title, MAX_SERVER_FIELD_CHARS)
+        if info is not None and info.title
+        else None,
+        protocol_version=agreed.protocol_version,
+        capabilities=names,
+        raw_capabilities=raw,
+        instructions=truncate(agreed.instructions, MAX_INSTRUCTIONS_CHARS)
+        if agreed.instructions
+        else None,
+        tools=tuple(tools),
+        tool_count=count,
+        duration_seconds=time.monotonic() - started,
+        transport=transport,
+        negotiation=agreed.negotiation,
+    )
+
+
+async def run_mcp_session(
+    url: str,
+    transport: McpTransport,
+    work: Callable[[McpConnection, Agreement], Awaitable[W]],
+    *,
+    timeout: float,  # noqa: ASYNC109 - a total deadline, enforced with asyncio.timeout_at
+    headers: Mapping[str, str] | None = None,
+    client: httpx.AsyncClient | None = None,
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    activity: str = "the session",
+) -> tuple[Agreement, W]:
+    """Open a session with the MCP server at ``url``, agree on a revision, run ``work`` on it,
+    and end the session: the one client of the operator (the probe lists tools with it, the
+    console calls a tool with it).
+
+    ``timeout`` bounds everything, ending the session included; ``activity`` names the work
+    in the timeout message ("did not finish {activity} within ..."). Header values never
+    appear in an error message (they are redacted). Raises :class:`McpProbeError`.
+    """
     if transport not in ("streamable-http", "sse"):
         raise ValueError(f"unknown MCP transport {transport!r}")
     if not timeout > 0:
         raise ValueError("timeout must be positive")
-    if max_tools < 0 or max_pages < 1 or max_total_tools < 0 or max_response_bytes < 1:
+    if max_response_bytes < 1:
         raise ValueError("the bounds of the probe must be positive")
-    started = time.monotonic()
     deadline = asyncio.get_running_loop().time() + timeout
     parsed = _validate_url(url)
     secrets = secret_values(list((headers or {}).items()), parsed)
     try:
         request_headers = _validate_headers(headers)
-        return await _probe(
+        return await _session(
             parsed,
             transport,
+            work,
             deadline=deadline,
             budget=timeout,
-            started=started,
             headers=request_headers,
             secrets=secrets,
             client=client,
-            max_tools=max_tools,
-            max_pages=max_pages,
-            max_total_tools=max_total_tools,
             max_response_bytes=max_response_bytes,
+            activity=activity,
         )
     except McpProbeError as exc:
         safe = redact(exc.message, secrets)
@@ -568,21 +614,19 @@ async def probe_mcp_server(
         raise McpProbeError(exc.reason, safe) from None
 
 
-async def _probe(
+async def _session(
     url: httpx.URL,
     transport: McpTransport,
+    work: Callable[[McpConnection, Agreement], Awaitable[W]],
     *,
     deadline: float,
     budget: float,
-    started: float,
     headers: httpx.Headers,
     secrets: list[str],
     client: httpx.AsyncClient | None,
-    max_tools: int,
-    max_pages: int,
-    max_total_tools: int,
     max_response_bytes: int,
-) -> McpProbeResult:
+    activity: str,
+) -> tuple[Agreement, W]:
     own_client = client is None
     http = client if client is not None else httpx.AsyncClient(timeout=budget)
     connection_type: type[McpConnection] = (
@@ -612,19 +656,13 @@ async def _probe(
         try:
             async with asyncio.timeout_at(deadline):
                 await conn.start()
-                conn, agreed, tools, count = await _run(
-                    conn,
-                    connect,
-                    deadline,
-                    max_tools=max_tools,
-                    max_pages=max_pages,
-                    max_total_tools=max_total_tools,
-                )
+                conn, agreed = await _negotiate(conn, connect, deadline)
+                done = await work(conn, agreed)
         except TimeoutError as exc:
             stuck = opened[-1].phase
             raise McpProbeError(
                 "Timeout",
-                f"The MCP server at {conn.shown_url} did not finish the verification within "
+                f"The MCP server at {conn.shown_url} did not finish {activity} within "
                 f"{budget:g} s (stuck {stuck}); check that it is up and speaks MCP over "
                 f"{transport}, or raise the verification timeout if it starts slowly.",
             ) from exc
@@ -634,23 +672,4 @@ async def _probe(
             await each.aclose(deadline)
         if own_client:
             await http.aclose()
-    info = agreed.server_info
-    names, raw = _bounded_capabilities(agreed.capabilities)
-    return McpProbeResult(
-        server_name=truncate(info.name, MAX_SERVER_FIELD_CHARS) if info is not None else "",
-        server_version=truncate(info.version, MAX_SERVER_FIELD_CHARS) if info is not None else "",
-        server_title=truncate(info.title, MAX_SERVER_FIELD_CHARS)
-        if info is not None and info.title
-        else None,
-        protocol_version=agreed.protocol_version,
-        capabilities=names,
-        raw_capabilities=raw,
-        instructions=truncate(agreed.instructions, MAX_INSTRUCTIONS_CHARS)
-        if agreed.instructions
-        else None,
-        tools=tuple(tools),
-        tool_count=count,
-        duration_seconds=time.monotonic() - started,
-        transport=transport,
-        negotiation=agreed.negotiation,
-    )
+    return agreed, done

@@ -6,7 +6,8 @@ also flow into Kubernetes' built-in roles through aggregation labels, so people 
 
 - devserver-viewer  -> view:  read-only; no Secrets (``view`` must never read Secrets).
 - devserver-operator -> edit: also write MCPServer, WorkflowIntegration, AlertRule.
-- devserver-admin   -> admin: also TeamAccess, Secrets, and ``bind`` on the three team roles.
+- devserver-admin   -> admin: also TeamAccess, Secrets, ``bind`` on the three team roles, and
+  calling MCP tools from the console (``create`` on ``mcpservers/tools``).
 
 The ``bind`` rule is what lets a namespace admin create a TeamAccess: the admission policy
 (``admission.py``) admits a TeamAccess only if its author may bind the requested role in that
@@ -43,6 +44,11 @@ AGGREGATE_TO = {
 }
 
 OUR_KINDS = ("mcpservers", "workflowintegrations", "alertrules", "teamaccesses")
+CALL_TOOLS = ("mcpservers/tools", "create")
+"""The console's "Try a tool" permission: ``create`` on a subresource the API server does not
+serve, so it grants nothing but what the console asks about (a SubjectAccessReview as the
+person). A tool call acts on the world with the server's own credentials, and a server's
+header Secrets are only readable by admins anyway, so it belongs to devserver-admin."""
 WORKLOAD_KINDS = ("mcpservers", "workflowintegrations", "alertrules")
 """What devserver-operator may change: everything but TeamAccess, which hands out rights."""
 
@@ -84,10 +90,12 @@ def operator_rules() -> list[dict[str, Any]]:
 
 def admin_rules() -> list[dict[str, Any]]:
     """devserver-operator, plus TeamAccess, the namespace's Secrets (the four kinds reference
-    them; RBAC cannot narrow to "referenced"), and binding the team roles in the namespace."""
+    them; RBAC cannot narrow to "referenced"), binding the team roles in the namespace, and
+    calling MCP tools from the console."""
     return [
         *operator_rules(),
         _rule(GROUP, ["teamaccesses"], WRITE),
+        _rule(GROUP, [CALL_TOOLS[0]], [CALL_TOOLS[1]]),
         _rule("", ["secrets"], (*READ, *WRITE)),
         _rule(RBAC_GROUP, ["clusterroles"], ["bind"], resourceNames=list(TEAM_ROLES)),
     ]
@@ -127,6 +135,6 @@ _DESCRIPTIONS = {
     "TeamAccesses and their children. No Secrets.",
     OPERATOR: "TeamAccess role operator: viewer, plus create, change and delete MCPServers, "
     "WorkflowIntegrations and AlertRules, and read pod logs.",
-    ADMIN: "TeamAccess role admin: operator, plus TeamAccesses, Secrets, and binding the team "
-    "roles in the namespace.",
+    ADMIN: "TeamAccess role admin: operator, plus TeamAccesses, Secrets, binding the team "
+    "roles in the namespace, and calling MCP tools from the console.",
 }

@@ -17,6 +17,7 @@ from devserver_operator.settings import OperatorSettings
 
 from .backoff import FailureBackoff
 from .memory import RejectedInputs, WriteMemory
+from .requests import HandledRequests
 from .resync import Resync
 
 RECONCILE_CONCURRENCY = 8  # per kind: as many as the API client has connections
@@ -35,6 +36,8 @@ class OperatorContext:
     backoff: FailureBackoff = field(default_factory=FailureBackoff)
     resync: Resync = field(default_factory=Resync)
     slots: dict[str, asyncio.Semaphore] = field(default_factory=dict)
+    requests: HandledRequests = field(default_factory=HandledRequests)
+    """"Reconcile now" annotations already handled (see requests.py)."""
 
     def lock_for(self, uid: str) -> asyncio.Lock:
         """One reconcile at a time per object: handlers, visits and child events all funnel
@@ -54,6 +57,7 @@ class OperatorContext:
         self.writes.forget_status(uid)
         self.backoff.forget(uid)
         self.refused.forget(uid)
+        self.requests.forget(uid)
 
 
 def context_from(memo: Any) -> OperatorContext:

@@ -96,6 +96,7 @@ def new_request(
         indexes=indexes,
         trigger=trigger,
         status=StatusWriter(context.kube, context.writes, owner, body),
+        requested=context.requests.take(owner.uid, body),
     )
 
 

@@ -26,7 +26,7 @@ from .events import post_event
 from .lookup import ChildKind, OwnedObjects
 from .status import StatusWriter
 
-Trigger = Literal["change", "child", "resync", "visit"]
+Trigger = Literal["change", "child", "resync", "visit", "request"]
 logger = logging.getLogger(__name__)
 
 
@@ -80,6 +80,9 @@ class Request:
     indexes: Mapping[str, Any]
     trigger: Trigger
     status: StatusWriter
+    requested: str | None = None
+    """A "reconcile now" request this reconcile is the first to see (reconcile/requests.py):
+    do now what is otherwise only due later."""
 
     @property
     def generation(self) -> int | None:

@@ -62,6 +62,10 @@ def register_kind(registry: kopf.OperatorRegistry, kind: Kind, settings: Any) ->
         # The index above adds and refreshes the objects of the resync loop; this forgets them.
         context = context_from(memo)
         context.resync.capture_indices(kwargs)
+        if type == "MODIFIED" and context.requests.pending(body["metadata"]["uid"], body):
+            # "Reconcile now" (an annotation, which kopf's update handler on spec ignores).
+            await reconcile_quietly(kind, body, context, kwargs, "request")
+            return
         if type != "DELETED":
             return
         owner = owner_of(kind, body)

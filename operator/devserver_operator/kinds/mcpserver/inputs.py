@@ -44,6 +44,14 @@ async def read_referenced_inputs(
         if config_map is None and name not in optional:
             raise MissingReferenceError(f"ConfigMap {namespace}/{name} does not exist")
         contents[f"configmap/{name}"] = dict(config_map.get("data") or {}) if config_map else None
+    return ReferencedInputs(
+        config_hash(contents) if contents else None, await read_headers(kube, namespace, spec)
+    )
+
+
+async def read_headers(kube: KubeClient, namespace: str, spec: MCPServerSpec) -> dict[str, str]:
+    """The values of ``spec.headers`` from their Secrets, read with ``kube``'s rights (the
+    console passes a person's client: what they may not read stays unread)."""
     headers: dict[str, str] = {}
     for header in spec.headers or []:
         reference = header.value_from.secret_key_ref
@@ -59,7 +67,7 @@ async def read_referenced_inputs(
                 f"(needed for header {header.name})"
             )
         headers[header.name] = values[reference.key].strip()
-    return ReferencedInputs(config_hash(contents) if contents else None, headers)
+    return headers
 
 
 def _optional_names(spec: MCPServerSpec) -> set[str]:

@@ -56,7 +56,8 @@ async def verify(
         return waiting, kept if previous is not None and previous.status == "True" else {}
     memories: dict[str, VerificationMemory] = request.state
     memory = memories.setdefault(request.owner.uid, VerificationMemory())
-    if not _due(spec, previous, request.generation, status, memory):
+    # "Verify now" (request.requested) runs the handshake whatever the schedule says.
+    if request.requested is None and not _due(spec, previous, request.generation, status, memory):
         if previous is None:
             return Verification("Unknown", "Pending", "The MCP handshake has not run yet."), kept
         return Verification(previous.status, previous.reason, previous.message), kept

@@ -161,7 +161,10 @@ async def _sync_n8n(
     state: WorkflowIntegrationState = request.state
     memory: IntegrationMemory = state.memory_for(request.owner.uid)
     kube, namespace = request.context.kube, request.owner.namespace
-    full_check = memory.full_check_due(parse_duration(spec.sync_interval))
+    # "Sync now" (request.requested) compares every workflow with n8n at once.
+    full_check = request.requested is not None or memory.full_check_due(
+        parse_duration(spec.sync_interval)
+    )
     try:
         api_key = await read_api_key(kube, namespace, spec)
         secrets = await read_credential_secrets(kube, namespace, spec)
