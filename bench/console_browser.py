@@ -14,6 +14,8 @@ per browser session, each logged in with a real token. Measured:
   its rows;
 - a status patch on the API server (time.time() before the request) to the frame after the
   row's Reason cell shows it (Date.now() in the page; same machine, same clock), n=100;
+- a burst: every object's status changed at once, then one more change, timed to the page
+  as above (the page must keep up with a backlog of a thousand changes);
 - the console's RSS with 20 browser sessions open on the list (20 contexts, 20 people).
 """
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -52,31 +55,56 @@ async def tokens(kubeconfig: Path, url: str, objects: int) -> list[str]:
     return found
 
 
-def latencies(kubeconfig: Path, script: BrowserScript) -> list[float]:
+BASE = f"/apis/{API_VERSION}/namespaces/{NAMESPACE}/mcpservers"
+
+
+def patch_reason(admin: httpx.Client, index: int, reason: str) -> float:
+    """Sets srv-<index>'s Ready reason (the list's Reason column); when it was sent."""
+    status = status_of(index)
+    status["conditions"][0]["reason"] = reason
+    sent = time.time()
+    admin.patch(
+        f"{BASE}/srv-{index:04d}/status",
+        json={"status": status},
+        headers={"Content-Type": "application/merge-patch+json"},
+    ).raise_for_status()
+    return sent
+
+
+def shown_after(script: BrowserScript, marker: str, sent: float, timeout: float) -> float:
+    while (step := script.wait_for("shown", timeout=timeout))["marker"] != marker:
+        pass
+    return float(step["at"]) / 1000 - sent
+
+
+def latencies(admin: httpx.Client, script: BrowserScript) -> list[float]:
     """Status patch sent -> the page's frame showing it, one change at a time."""
-    credentials = read_kubeconfig_credentials(kubeconfig)
-    base = f"/apis/{API_VERSION}/namespaces/{NAMESPACE}/mcpservers"
     found: list[float] = []
-    with httpx.Client(
+    for index in range(LATENCY_SAMPLES):
+        sent = patch_reason(admin, index, f"Bench{index}")
+        found.append(shown_after(script, f"Bench{index}", sent, timeout=10))
+    return found
+
+
+def burst(admin: httpx.Client, script: BrowserScript, objects: int) -> tuple[float, float]:
+    """Every object's status changed at once (16 at a time, as an operator resyncing), then
+    one more change: (seconds the burst took to send, its last change -> shown)."""
+    started = time.time()
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda i: patch_reason(admin, i, f"BenchBurst{i}"), range(objects)))
+    sent = patch_reason(admin, 0, "BenchLast")
+    return sent - started, shown_after(script, "BenchLast", sent, timeout=120)
+
+
+def admin_client(kubeconfig: Path) -> httpx.Client:
+    credentials = read_kubeconfig_credentials(kubeconfig)
+    return httpx.Client(
         base_url=credentials.server_url,
         verify=credentials.ssl_context,
         headers=credentials.headers(),
         timeout=30,
-    ) as admin:
-        for index in range(LATENCY_SAMPLES):
-            marker = f"Bench{index}"
-            status = status_of(index)
-            status["conditions"][0]["reason"] = marker
-            sent = time.time()
-            admin.patch(
-                f"{base}/srv-{index:04d}/status",
-                json={"status": status},
-                headers={"Content-Type": "application/merge-patch+json"},
-            ).raise_for_status()
-            while (step := script.wait_for("shown", timeout=10))["marker"] != marker:
-                pass
-            found.append(step["at"] / 1000 - sent)
-    return found
+        limits=httpx.Limits(max_connections=16),
+    )
 
 
 def main() -> None:
@@ -101,7 +129,11 @@ def main() -> None:
             print(summary("first render, cold page load", [ms / 1000 for ms in rendered["cold"]]))
             print(summary("first render, inside the app", [ms / 1000 for ms in rendered["inApp"]]))
             script.wait_for("list-open", timeout=60)
-            print(summary("status patch -> shown in the browser", latencies(kubeconfig, script)))
+            with admin_client(kubeconfig) as admin:
+                print(summary("status patch -> shown in the browser", latencies(admin, script)))
+                took, last = burst(admin, script, args.objects)
+            print(f"{args.objects} status changes sent in {took:.1f}s; the one after them "
+                  f"shown {last * 1000:.0f} ms after it was sent")  # fmt: skip
             print(load())
             script.send("go")
             opened = script.wait_for("sessions-open", timeout=600)
