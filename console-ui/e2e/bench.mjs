@@ -78,7 +78,10 @@ try {
     await other.addInitScript(watchList, objects);
     await logIn(other, url, token);
     await other.goto(`${url}/#/mcpservers`);
-    await listed(other);
+    await listed(other).catch(async (error) => {
+      const text = await other.locator("body").innerText().catch(() => "");
+      throw new Error(`session ${sessions.length + 1}: ${error.message}\n${text.slice(0, 1500)}`);
+    });
     sessions.push(other);
   }
   report("sessions-open", { sessions: sessions.length + 1 });
