@@ -35,7 +35,8 @@ function watchList(expected) {
   new MutationObserver(check).observe(document, { subtree: true, childList: true, characterData: true });
 }
 
-const listed = (page) => page.waitForFunction(() => window.__listShown !== null, null, { timeout: 60_000 });
+// Generous: on a 2-core machine under a load of 30, the 20th session's list took over 60 s.
+const listed = (page) => page.waitForFunction(() => window.__listShown !== null, null, { timeout: 180_000 });
 
 const browser = await launch();
 try {
