@@ -25,6 +25,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +92,8 @@ async def populate(admin: httpx.AsyncClient, objects: int) -> None:
     await asyncio.gather(*(one(i) for i in range(objects)))
 
 
-async def viewer_token(admin: httpx.AsyncClient) -> str:
+async def viewer_token(admin: httpx.AsyncClient, name: str = "viewer") -> str:
+    """The token of a ServiceAccount ``name`` holding devserver-viewer in the namespace."""
     for role in team_cluster_roles():
         path = f"/apis/rbac.authorization.k8s.io/v1/clusterroles/{role['metadata']['name']}"
         await admin.patch(
@@ -100,19 +103,19 @@ async def viewer_token(admin: httpx.AsyncClient) -> str:
             headers={"Content-Type": "application/apply-patch+yaml"},
         )
     await admin.post(
-        f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts", json={"metadata": {"name": "viewer"}}
+        f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts", json={"metadata": {"name": name}}
     )
     await admin.post(
         f"/apis/rbac.authorization.k8s.io/v1/namespaces/{NAMESPACE}/rolebindings",
         json={
-            "metadata": {"name": "viewer"},
+            "metadata": {"name": name},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
                         "name": "devserver-viewer"},
-            "subjects": [{"kind": "ServiceAccount", "name": "viewer", "namespace": NAMESPACE}],
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": NAMESPACE}],
         },
     )  # fmt: skip
     answer = await admin.post(
-        f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/viewer/token",
+        f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{name}/token",
         json={"spec": {"expirationSeconds": 3600}},
     )
     token: str = answer.json()["status"]["token"]
@@ -189,16 +192,7 @@ async def measure(kubeconfig: Path, url: str, process_pid: int, objects: int) ->
         token = await viewer_token(admin)
         headers = {"Authorization": f"Bearer {token}"}
         async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as console:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    items = (await console.get("/api/v1/mcpservers")).json().get("items", [])
-                except httpx.HTTPError:
-                    items = []
-                if len(items) >= objects or time.monotonic() > deadline:
-                    break
-                await asyncio.sleep(0.5)
-            print(f"console lists {len(items)} MCPServers")
+            print(f"console lists {await wait_until_listed(console, objects)} MCPServers")
             every = await timed_gets(console, "/api/v1/mcpservers", 50)
             print(summary("GET /api/v1/mcpservers (watch cache, all namespaces)", every))
             views = await timed_gets(console, "/api/v1/views/mcpservers", 20)
@@ -218,22 +212,20 @@ async def measure(kubeconfig: Path, url: str, process_pid: int, objects: int) ->
                 stream.cancel()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--objects", type=int, default=1000)
-    args = parser.parse_args()
-    print(machine())
-    print(load())
+@contextmanager
+def console_with_objects(objects: int) -> Iterator[tuple[Path, str, int]]:
+    """A local control plane holding ``objects`` MCPServers and `devserver-operator console`
+    serving it as a process: (admin kubeconfig, console URL, console pid)."""
     with control_plane(audit=False) as cluster, tempfile.TemporaryDirectory() as work:
         install_crds(cluster.kubeconfig_path)
 
         async def setup() -> None:
             async with http_client(cluster.kubeconfig_path) as admin:
-                await populate(admin, args.objects)
+                await populate(admin, objects)
 
         started = time.monotonic()
         asyncio.run(setup())
-        print(f"created {args.objects} MCPServers with status in {time.monotonic() - started:.1f}s")
+        print(f"created {objects} MCPServers with status in {time.monotonic() - started:.1f}s")
         port = free_loopback_port()
         log = Path(work) / "console.log"
         with log.open("wb") as out:
@@ -243,13 +235,32 @@ def main() -> None:
                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         try:
-            asyncio.run(
-                measure(
-                    cluster.kubeconfig_path, f"http://127.0.0.1:{port}", process.pid, args.objects
-                )
-            )
+            yield cluster.kubeconfig_path, f"http://127.0.0.1:{port}", process.pid
         finally:
             stop_process(process)
+
+
+async def wait_until_listed(console: httpx.AsyncClient, objects: int) -> int:
+    """Until the console's watch cache holds ``objects`` MCPServers (at most 120 s)."""
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            items = (await console.get("/api/v1/mcpservers")).json().get("items", [])
+        except httpx.HTTPError:
+            items = []
+        if len(items) >= objects or time.monotonic() > deadline:
+            return len(items)
+        await asyncio.sleep(0.5)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--objects", type=int, default=1000)
+    args = parser.parse_args()
+    print(machine())
+    print(load())
+    with console_with_objects(args.objects) as (kubeconfig, url, pid):
+        asyncio.run(measure(kubeconfig, url, pid, args.objects))
 
 
 if __name__ == "__main__":

@@ -5,12 +5,8 @@
 // Started by tests/integration/test_console_browser.py, which prepares the cluster and reads
 // the JSON lines this prints; exits non-zero on the first failed step.
 import { readFileSync, mkdirSync } from "node:fs";
-import { chromium } from "playwright-core";
+import { env, launch, newContext, report } from "./harness.mjs";
 
-const env = (name) => {
-  if (!process.env[name]) throw new Error(`${name} is not set`);
-  return process.env[name];
-};
 const url = env("CONSOLE_URL");
 const token = env("CONSOLE_TOKEN");
 const namespace = env("CONSOLE_NAMESPACE");
@@ -20,16 +16,8 @@ const workload = env("WORKLOAD_NAME");
 const axeSource = readFileSync(new URL("../node_modules/axe-core/axe.min.js", import.meta.url), "utf8");
 mkdirSync(shots, { recursive: true });
 
-const report = (step, data = {}) => console.log(JSON.stringify({ step, ...data }));
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-});
-const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+const browser = await launch();
+const context = await newContext(browser);
 const page = await context.newPage();
 const cspViolations = [];
 page.on("console", (message) => {

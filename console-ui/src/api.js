@@ -30,33 +30,69 @@ export async function api(method, path, body) {
   return payload;
 }
 
-// One EventSource per page; components subscribe to changes and to "refetch" moments
-// (a resync of a kind, or a reconnect after the stream was lost).
+// One EventSource per page; components subscribe to changes, to "refetch" moments (a resync
+// of a kind, or being live again after the stream or a watch was lost) and to the connection
+// state. The page stays as it is while disconnected: nothing reloads, forms keep what was
+// typed.
 const listeners = new Set();
+const emit = (event) => listeners.forEach((listener) => listener(event));
+const RETRY_MAX_MS = 10_000;
 let source = null;
+let retry = null;
+let attempts = 0;
+let streamOpen = false;
+let down = new Set(); // kinds whose shared watch the console has lost (it says so)
+let live = true;
 
-export function connectLive() {
-  if (source) return;
+function announce() {
+  const now = streamOpen && down.size === 0;
+  if (now === live) return;
+  live = now;
+  emit({ kind: "connection", live });
+  // Back after an outage: refetch whatever may have changed meanwhile.
+  if (live) emit({ kind: "resync", plural: null });
+}
+
+function open() {
   source = new EventSource("/api/v1/stream");
-  let lost = false;
-  source.addEventListener("change", (event) => {
-    const data = JSON.parse(event.data);
-    listeners.forEach((listener) => listener({ kind: "change", ...data }));
+  source.addEventListener("hello", (event) => {
+    attempts = 0;
+    streamOpen = true;
+    down = new Set(JSON.parse(event.data).down || []);
+    announce();
   });
-  source.addEventListener("resync", (event) => {
-    const data = JSON.parse(event.data);
-    listeners.forEach((listener) => listener({ kind: "resync", plural: data.plural }));
+  source.addEventListener("change", (event) => emit({ kind: "change", ...JSON.parse(event.data) }));
+  source.addEventListener("resync", (event) => emit({ kind: "resync", plural: JSON.parse(event.data).plural }));
+  source.addEventListener("watch", (event) => {
+    const { plural, live: up } = JSON.parse(event.data);
+    if (up) down.delete(plural);
+    else down.add(plural);
+    announce();
   });
   source.addEventListener("error", () => {
-    lost = true;
-    listeners.forEach((listener) => listener({ kind: "connection", live: false }));
-  });
-  source.addEventListener("open", () => {
-    listeners.forEach((listener) => listener({ kind: "connection", live: true }));
-    if (lost) listeners.forEach((listener) => listener({ kind: "resync", plural: null }));
-    lost = false;
+    streamOpen = false;
+    announce();
+    // EventSource retries a dropped stream by itself, but gives up for good when the answer
+    // is an error (a 503 while the API server restarts): then open a new one, backing off.
+    if (source.readyState === EventSource.CLOSED) {
+      source.close();
+      const delay = Math.min(RETRY_MAX_MS, 1000 * 2 ** attempts++);
+      retry = setTimeout(reopen, delay);
+    }
   });
   source.addEventListener("logout", () => window.location.reload());
+}
+
+async function reopen() {
+  retry = null;
+  // A stream refused because the session ended (401) means: log in again.
+  const session = await fetch("/api/v1/session", { credentials: "same-origin" }).catch(() => null);
+  if (session?.status === 401) window.location.reload();
+  else if (source) open();
+}
+
+export function connectLive() {
+  if (!source) open();
 }
 
 export function onLive(listener) {
@@ -65,6 +101,8 @@ export function onLive(listener) {
 }
 
 export function disconnectLive() {
+  clearTimeout(retry);
+  retry = null;
   source?.close();
   source = null;
 }

@@ -88,7 +88,7 @@ function Shell({ session, onLogout }) {
         </ul>
       </nav>
       <span class="user">${session.user.username}</span>
-      <span class="live" role="status">${live ? "Live" : "Reconnecting…"}</span>
+      <span class=${live ? "live" : "live live-down"} role="status" aria-live="polite" data-testid="live">${live ? "Live" : "Reconnecting… (what you typed is kept)"}</span>
       ${!session.localAdmin && html`<button type="button" onClick=${logout}>Log out</button>`}
     </header>
     <main id="main" tabindex="-1"><${Page} hash=${hash} /></main>

@@ -13,10 +13,8 @@ $CONSOLE_SCREENSHOT_DIR (docs/console/ to refresh the docs' pictures).
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,27 +24,18 @@ from typing import Any
 import pytest
 
 from devserver_operator.api import API_VERSION
+from tests.support.console_browser import BrowserScript, ensure_browser_tools
 from tests.support.console_harness import RunningConsole, apply, service_account_token
 from tests.support.operator_harness import RunningOperator
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-REPOSITORY = Path(__file__).resolve().parents[2]
-UI = REPOSITORY / "console-ui"
-SCRIPT = UI / "e2e" / "console.mjs"
-CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 SERIOUS = {"serious", "critical"}
 
 
 @pytest.fixture(scope="module")
 def browser_tools() -> None:
-    """Chromium from Debian and the built UI with its npm packages (setup installs both;
-    a missing build is made here rather than skipped)."""
-    if not CHROMIUM.is_file():
-        subprocess.run(["bash", str(REPOSITORY / "hack/install-debian-packages.sh")], check=True)
-    built = REPOSITORY / "operator/devserver_operator/console/ui/index.html"
-    if not built.is_file() or not (UI / "node_modules/playwright-core").is_dir():
-        subprocess.run(["bash", str(REPOSITORY / "hack/console/build.sh")], check=True, timeout=900)
+    ensure_browser_tools()
 
 
 @pytest.fixture(scope="module")
@@ -127,30 +116,19 @@ def test_log_in_create_from_a_template_watch_it_turn_ready_live_call_a_tool_and_
     # refreshed on purpose only, with CONSOLE_SCREENSHOT_DIR=docs/console.
     shots = Path(os.environ.get("CONSOLE_SCREENSHOT_DIR", tmp_path / "screenshots"))
     shots.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(
-        ["node", str(SCRIPT)],
-        env={
-            **os.environ,
+    with BrowserScript(
+        "console.mjs",
+        {
             "CONSOLE_URL": console.url,
             "CONSOLE_TOKEN": token,
             "CONSOLE_NAMESPACE": namespace,
             "MCP_URL": mcp_streamable_server.url,
             "WORKLOAD_NAME": "workload",
             "SCREENSHOT_DIR": str(shots),
-            "CHROMIUM": str(CHROMIUM),
         },
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    steps = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
-    by_step: dict[str, list[dict[str, Any]]] = {}
-    for step in steps:
-        by_step.setdefault(step["step"], []).append(step)
-    assert result.returncode == 0 and "done" in by_step, (
-        f"{json.dumps(steps, indent=1)[-4000:]}\n{result.stderr[-3000:]}"
-    )
+    ) as script:
+        by_step = script.finish(timeout=240)
+        assert script.process.returncode == 0 and "done" in by_step, script.transcript()
 
     (ready,) = by_step["ready-live"]
     assert ready["reloaded"] is False

@@ -19,13 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import yaml
 
 from devserver_operator.api import API_VERSION
 from devserver_operator.kube.client import KubeClient
 from devserver_operator.localcluster import LocalControlPlane, read_kubeconfig_credentials
-from devserver_operator.localcluster.processes import ManagedProcess
 from tests.support.fault_proxy import FaultProxy
 from tests.support.operator_harness import condition, wait_for
 
@@ -228,28 +226,7 @@ def deadline_after(seconds: float) -> float:
 
 
 def restart_apiserver(local: LocalControlPlane, *, downtime: float) -> None:
-    """Stop kube-apiserver, wait ``downtime`` seconds, start it again with the same arguments
-    (same port, same etcd: every object survives), and wait until it is ready.
-
-    Call it from the main thread: the kernel kills a child when the thread that started it
-    ends (PR_SET_PDEATHSIG, see ManagedProcess), and an executor thread ends with its loop.
-
-    LocalControlPlane can restart only its controller manager; this does the same for the
-    API server from outside (its process list is private), until it offers it itself."""
-    processes: list[ManagedProcess] = local._processes  # private: see above
-    index = next(i for i, p in enumerate(processes) if p.name == "kube-apiserver")
-    old = processes[index]
-    old.stop()
-    time.sleep(downtime)
-    log = old.log_path.with_name(f"kube-apiserver-{int(time.time() * 1000)}.log")
-    processes[index] = ManagedProcess(old.name, old.argv, log, cwd=local.work_dir)
-    credentials = read_kubeconfig_credentials(local.kubeconfig_path)
-    deadline = deadline_after(120)
-    with httpx.Client(verify=credentials.ssl_context, timeout=5.0) as client:
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if client.get(f"{local.server_url}/readyz").status_code == 200:
-                    return
-            assert processes[index].exit_code() is None, processes[index].log_tail()
-            assert time.monotonic() < deadline, "kube-apiserver not ready 120 s after restart"
-            time.sleep(0.2)
+    """Stop kube-apiserver, wait ``downtime`` seconds, start it again (same port, same etcd)
+    and wait until it is ready. Call it from the main thread (see
+    LocalControlPlane.restart_apiserver)."""
+    local.restart_apiserver(downtime)

@@ -95,7 +95,11 @@ export function Detail({ plural, namespace, name }) {
   const [error, setError] = useState(null);
 
   useEffect(() => {
-    const load = () => api("GET", path).then(setObject, setError);
+    const load = () =>
+      api("GET", path).then((found) => {
+        setObject(found);
+        setError(null);
+      }, setError);
     load();
     return onLive((event) => {
       if (event.kind === "resync") load();

@@ -25,17 +25,33 @@ export function List({ plural }) {
 
   useEffect(() => {
     load();
-    return onLive((event) => {
-      if (event.kind === "resync" && (!event.plural || event.plural === plural)) load();
-      if (event.kind !== "change" || event.plural !== plural) return;
+    // Changes come one message at a time, hundreds at once when an operator resyncs: they
+    // are applied once per frame (the latest per object), so a burst costs one render.
+    let pending = new Map();
+    let frame = 0;
+    function flush() {
+      frame = 0;
+      const batch = pending;
+      pending = new Map();
       setRows((current) => {
         const next = new Map(current);
-        const key = event.namespace + "/" + event.name;
-        if (event.type === "DELETED") next.delete(key);
-        else next.set(key, event.summary);
+        for (const [key, event] of batch) {
+          if (event.type === "DELETED") next.delete(key);
+          else next.set(key, event.summary);
+        }
         return next;
       });
+    }
+    const stop = onLive((event) => {
+      if (event.kind === "resync" && (!event.plural || event.plural === plural)) load();
+      if (event.kind !== "change" || event.plural !== plural) return;
+      pending.set(event.namespace + "/" + event.name, event);
+      frame ||= requestAnimationFrame(flush);
     });
+    return () => {
+      stop();
+      cancelAnimationFrame(frame);
+    };
   }, [plural]);
 
   const shown = useMemo(() => {

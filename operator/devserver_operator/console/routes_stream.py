@@ -4,7 +4,8 @@ Each open page holds one stream. A change reaches a page only if its user may li
 in that namespace (permissions.py); nothing here sends a request to Kubernetes per page
 except those cached reviews. EventSource reconnects by itself, and after a reconnect or a
 RESYNC the page refetches what it shows, so a lost watch or an API server restart needs no
-reload.
+reload. A "watch" event says a kind's shared watch was lost or is back (the page shows
+"Reconnecting"); "hello" names the kinds that are down when the stream opens.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
+
+from devserver_operator.kube.errors import KubeApiError, KubeUnavailableError
 
 from .auth import Caller
 from .identity import User
@@ -37,7 +40,8 @@ async def _changes(
 ) -> AsyncIterator[str]:
     cookie = request.cookies.get(SESSION_COOKIE)
     try:
-        yield "retry: 2000\n\n" + _event("hello", {"user": user.username})
+        hello = {"user": user.username, "down": state.hub.down_kinds()}
+        yield "retry: 2000\n\n" + _event("hello", hello)
         while True:
             try:
                 change = await asyncio.wait_for(subscriber.queue.get(), HEARTBEAT_SECONDS)
@@ -55,7 +59,12 @@ async def _changes(
                 subscriber.overflowed = False
                 yield _event("resync", {"plural": None})
                 continue
-            message = await _message(state, user, change)
+            try:
+                message = await _message(state, user, change)
+            except (KubeApiError, KubeUnavailableError):
+                # The review failed (the API server is away): the page refetches instead
+                # of missing the change; its requests say what is wrong.
+                message = _event("resync", {"plural": change.plural})
             if message is not None:
                 yield message
     finally:
@@ -65,6 +74,8 @@ async def _changes(
 async def _message(state: ConsoleState, user: User, change: Change) -> str | None:
     if change.type == "RESYNC":
         return _event("resync", {"plural": change.plural})
+    if change.type in ("DOWN", "UP"):
+        return _event("watch", {"plural": change.plural, "live": change.type == "UP"})
     if not await state.permissions.may(user, "list", change.plural, change.namespace):
         return None
     data: dict[str, Any] = {

@@ -4,6 +4,10 @@ Browsers never cause a request to Kubernetes by watching: the console keeps one 
 kind (as its own identity), holds the objects in memory, and hands each change to the
 subscribers, which filter it per user (see permissions.py). A lost watch resumes from the
 last resourceVersion; an expired one (410 Gone) lists again and tells subscribers to resync.
+While a kind's watch is down (the API server restarts, the connection broke) subscribers hear
+DOWN, and UP once a watch stream is open again, so pages can say they are reconnecting.
+Retries back off from FIRST_BACKOFF to MAX_BACKOFF; a watch that ends early without an error
+waits too, so nothing loops hot against an API server that closes streams at once.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ WATCH_SECONDS = 240
 """The server ends each watch after this long; the console then resumes it (kube-apiserver
 would otherwise pick a random 30-60 min timeout, and a dead stream goes unnoticed longer)."""
 FIRST_BACKOFF, MAX_BACKOFF = 0.5, 10.0
+HEALTHY_SECONDS = 5.0
+"""A round (list and watch) that lasted this long was healthy: the backoff starts anew."""
 QUEUE_LIMIT = 2_000
 _log = logging.getLogger(__name__)
 
@@ -34,7 +40,8 @@ _log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Change:
     type: str
-    """ADDED, MODIFIED, DELETED, or RESYNC (the kind was listed anew: refetch it)."""
+    """ADDED, MODIFIED, DELETED, RESYNC (the kind was listed anew: refetch it), DOWN (its
+    watch is lost, reconnecting) or UP (watching again)."""
     plural: str
     namespace: str = ""
     name: str = ""
@@ -60,26 +67,43 @@ class KindWatch:
         self.objects: dict[tuple[str, str], dict[str, Any]] = {}
         self.synced = asyncio.Event()
         self.restarts = 0
+        self.down = False
+        """The last round failed and no watch stream is open yet."""
 
     async def run(self, http: httpx.AsyncClient) -> None:
         backoff = FIRST_BACKOFF
         version: str | None = None
+        clock = asyncio.get_running_loop().time
         while True:
+            began, failed = clock(), True
             try:
                 if version is None:
                     version = await self._list(http)
                 version = await self._watch(http, version)
-                backoff = FIRST_BACKOFF
+                failed = False
             except _GoneError:
                 version = None
             except (httpx.HTTPError, ValueError) as error:
-                self.restarts += 1
-                _log.warning(
-                    "watch of %s failed (%s); retrying in %.1fs", self._path, error, backoff
-                )
-                await asyncio.sleep(backoff)
-                backoff = min(MAX_BACKOFF, backoff * 2)
+                self._lost(str(error) or type(error).__name__, backoff)
                 version = None if isinstance(error, httpx.HTTPStatusError) else version
+            except Exception:  # an answer we did not foresee must not end the watch for good
+                _log.exception("watch of %s failed; listing again in %.1fs", self._path, backoff)
+                self._lost("", backoff)
+                version = None
+            if clock() - began >= HEALTHY_SECONDS:
+                backoff = FIRST_BACKOFF
+                if not failed:
+                    continue  # the server ended a long watch as asked: resume at once
+            await asyncio.sleep(backoff)
+            backoff = min(MAX_BACKOFF, backoff * 2)
+
+    def _lost(self, error: str, backoff: float) -> None:
+        self.restarts += 1
+        if error:
+            _log.warning("watch of %s failed (%s); retrying in %.1fs", self._path, error, backoff)
+        if not self.down:
+            self.down = True
+            self._hub.publish(Change("DOWN", self.info.plural))
 
     async def _list(self, http: httpx.AsyncClient) -> str:
         response = await http.get(self._path)
@@ -101,6 +125,9 @@ class KindWatch:
             if response.status_code == 410:
                 raise _GoneError
             response.raise_for_status()
+            if self.down:
+                self.down = False
+                self._hub.publish(Change("UP", self.info.plural))
             async for line in response.aiter_lines():
                 if line:
                     version = self._apply(json.loads(line), version)
@@ -156,6 +183,10 @@ class WatchHub:
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.discard(subscriber)
+
+    def down_kinds(self) -> list[str]:
+        """The kinds whose watch is lost right now."""
+        return [plural for plural, watch in self.watches.items() if watch.down]
 
     @property
     def subscriber_count(self) -> int:

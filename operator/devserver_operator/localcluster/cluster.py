@@ -216,6 +216,28 @@ class LocalControlPlane:
         self.controller_manager_running = False
         self._start_controller_manager(self._controller_manager_binary)
 
+    def restart_apiserver(self, downtime: float = 0.0) -> None:
+        """Stop kube-apiserver, wait ``downtime`` seconds, and start it again with the same
+        arguments (same port, same etcd: every object survives); returns once it is ready.
+
+        Call it from a thread that outlives the control plane (normally the main thread):
+        the kernel ties a child's PDEATHSIG to the thread that started it.
+        """
+        index = next((i for i, p in enumerate(self._processes) if p.name == "kube-apiserver"), None)
+        if index is None:
+            raise RuntimeError("kube-apiserver is not running")
+        old = self._processes[index]
+        old.stop()
+        time.sleep(downtime)
+        log = old.log_path.with_name(f"kube-apiserver-{int(time.time() * 1000)}.log")
+        process = ManagedProcess(old.name, old.argv, log, cwd=self.work_dir)
+        self._processes[index] = process
+        pki = self._require_pki()
+        tls = ssl.create_default_context(cafile=pki.ca_cert_path)
+        tls.load_cert_chain(pki.admin_cert_path, pki.admin_key_path)
+        with httpx.Client(verify=tls, timeout=5.0) as client:
+            self._wait_until_ready(process, client, f"{self.server_url}/readyz")
+
     @property
     def pids(self) -> dict[str, int]:
         """Process ids of the running components, by component name."""
