@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from devserver_operator.kube.client import Credentials
 from devserver_operator.kube.errors import KubeApiError, KubeUnavailableError
 
-from . import routes_kinds, routes_session, routes_stream, routes_views
+from . import routes_config, routes_kinds, routes_oidc, routes_session, routes_stream, routes_views
 from .connection import Connection
 from .settings import ConsoleSettings
 from .state import ConsoleState
@@ -82,7 +82,14 @@ def create_app(settings: ConsoleSettings, connection: Connection | None = None) 
         return HTMLResponse(DOCS_PAGE)
 
     # The kinds last: their `/api/v1/{plural}` would otherwise swallow `/api/v1/stream`.
-    for module in (routes_session, routes_stream, routes_views, routes_kinds):
+    for module in (
+        routes_session,
+        routes_oidc,
+        routes_config,
+        routes_stream,
+        routes_views,
+        routes_kinds,
+    ):
         app.include_router(module.router)
 
     @app.exception_handler(KubeApiError)

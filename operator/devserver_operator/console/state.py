@@ -10,6 +10,7 @@ from devserver_operator.settings import OperatorSettings
 
 from .connection import Connection
 from .identity import TokenCache
+from .oidc import OidcProvider, oidc_config
 from .permissions import Permissions
 from .ratelimit import RateLimiter
 from .sessions import SessionStore
@@ -30,6 +31,8 @@ class ConsoleState:
     tokens: TokenCache = field(default_factory=lambda: TokenCache(TOKEN_CACHE_SECONDS))
     render_settings: OperatorSettings = field(default_factory=OperatorSettings)
     """What the dry-run preview renders children with (bridge image, cluster domain)."""
+    oidc: OidcProvider | None = None
+    """The OIDC login's issuer, when one is configured (routes_oidc.py)."""
 
     @classmethod
     def create(cls, settings: ConsoleSettings, connection: Connection) -> ConsoleState:
@@ -40,9 +43,25 @@ class ConsoleState:
             limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
             permissions=Permissions(connection, settings.permission_cache_seconds),
             hub=WatchHub(),
+            oidc=_oidc(settings),
         )
 
 
 def console_state(request: Request) -> ConsoleState:
     state: ConsoleState = request.app.state.console
     return state
+
+
+def _oidc(settings: ConsoleSettings) -> OidcProvider | None:
+    config = oidc_config(
+        settings.oidc_issuer_url,
+        settings.oidc_client_id,
+        client_secret=settings.oidc_client_secret,
+        scopes=settings.oidc_scopes,
+        username_claim=settings.oidc_username_claim,
+        username_prefix=settings.oidc_username_prefix,
+        groups_claim=settings.oidc_groups_claim,
+        groups_prefix=settings.oidc_groups_prefix,
+        ca_file=settings.oidc_ca_file,
+    )
+    return OidcProvider(config) if config is not None else None
