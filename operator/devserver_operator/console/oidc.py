@@ -173,14 +173,17 @@ class _Cache:
     metadata_until: float = 0.0
     keys: dict[str, _Key] = field(default_factory=dict)
     unnamed_keys: list[_Key] = field(default_factory=list)
-    keys_fetched: float = -JWKS_REFRESH_SECONDS
+    keys_fetched: float | None = None
 
 
 class OidcProvider:
     """The issuer, as seen from the console: discovery, JWKS, code exchange, token checks."""
 
-    def __init__(self, config: OidcConfig) -> None:
+    def __init__(
+        self, config: OidcConfig, *, jwks_refresh_seconds: float = JWKS_REFRESH_SECONDS
+    ) -> None:
         self.config = config
+        self._jwks_refresh = jwks_refresh_seconds
         self.pending = PendingLogins()
         self._cache = _Cache()
 
@@ -329,7 +332,10 @@ class OidcProvider:
             found = self._find_key(kid, algorithm)
             if found is not None:
                 return found
-            if attempt == 0 and time.monotonic() - self._cache.keys_fetched >= JWKS_REFRESH_SECONDS:
+            fetched = self._cache.keys_fetched
+            if attempt == 0 and (
+                fetched is None or time.monotonic() - fetched >= self._jwks_refresh
+            ):
                 await self._fetch_keys()
         raise OidcError("no key of the issuer's JWKS verifies this ID token (unknown kid)")
 
