@@ -36,6 +36,10 @@ SESSION_COOKIE = "devserver_console_session"
 ALICE = DexUser(email="alice@example.com", username="alice", groups=("devs",))
 ALICE_USERNAME = "oidc:alice@example.com"
 SETUP_TIMEOUT = 60.0
+LINKS = [
+    {"title": "n8n", "url": "https://n8n.example.com/"},
+    {"title": "GitHub", "url": "https://github.com/ecospherenetwork"},
+]
 MAX_REDIRECTS = 10
 
 
@@ -77,6 +81,7 @@ def setup(
         oidc_username_prefix="oidc:",
         oidc_groups_claim="groups",
         oidc_groups_prefix="oidc:",
+        links=LINKS,
     )
     home, other = f"o-{uuid.uuid4().hex[:8]}", f"o-{uuid.uuid4().hex[:8]}"
     try:
@@ -186,6 +191,14 @@ def browser(setup: Setup) -> Iterator[Browser]:
 def test_the_login_page_learns_that_oidc_is_on(setup: Setup) -> None:
     with setup.console.client() as http:
         assert http.get("/api/v1/config").json()["login"]["oidc"] == "/api/v1/oidc/login"
+
+
+def test_the_sidebar_links_are_served_to_logged_in_users_only(browser: Browser) -> None:
+    assert browser.console.get("/api/v1/links").status_code == 401
+    browser.log_in()
+    links = browser.console.get("/api/v1/links", headers=browser.header())
+    assert links.status_code == 200 and links.json() == {"items": LINKS}
+    assert "Content-Security-Policy" in links.headers
 
 
 def test_the_issuer_is_sent_a_pkce_s256_code_flow(browser: Browser, setup: Setup) -> None:
