@@ -314,10 +314,6 @@ class OidcProvider:
         except jwt.PyJWTError as error:
             # PyJWT's messages name the failed check (signature, expired, audience), not values.
             raise OidcError(f"the ID token is not valid: {error}") from None
-        if isinstance(claims.get("iat"), (int, float)) and claims["iat"] > time.time() + (
-            LEEWAY_SECONDS
-        ):
-            raise OidcError("the ID token is issued in the future")
         audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
         azp = claims.get("azp")
         if (len(audiences) > 1 or azp is not None) and azp != self.config.client_id:
@@ -376,30 +372,3 @@ def _json_field(response: httpx.Response, name: str) -> str | None:
         return None
     value = body.get(name) if isinstance(body, dict) else None
     return value if isinstance(value, str) else None
-
-
-def oidc_config(
-    issuer: str | None,
-    client_id: str | None,
-    *,
-    client_secret: str | None = None,
-    scopes: list[str] | tuple[str, ...] = ("openid", "profile", "email"),
-    username_claim: str = "sub",
-    username_prefix: str | None = None,
-    groups_claim: str | None = None,
-    groups_prefix: str = "",
-    ca_file: str | None = None,
-) -> OidcConfig | None:
-    if not issuer or not client_id:
-        return None
-    return OidcConfig(
-        issuer=issuer,
-        client_id=client_id,
-        client_secret=client_secret or None,
-        scopes=tuple(scopes),
-        username_claim=username_claim,
-        username_prefix=username_prefix,
-        groups_claim=groups_claim,
-        groups_prefix=groups_prefix,
-        ca_file=ca_file,
-    )

@@ -10,7 +10,7 @@ from devserver_operator.settings import OperatorSettings
 
 from .connection import Connection
 from .identity import TokenCache
-from .oidc import OidcProvider, oidc_config
+from .oidc import OidcConfig, OidcProvider
 from .permissions import Permissions
 from .ratelimit import RateLimiter
 from .sessions import SessionStore
@@ -53,15 +53,18 @@ def console_state(request: Request) -> ConsoleState:
 
 
 def _oidc(settings: ConsoleSettings) -> OidcProvider | None:
-    config = oidc_config(
-        settings.oidc_issuer_url,
-        settings.oidc_client_id,
-        client_secret=settings.oidc_client_secret,
-        scopes=settings.oidc_scopes,
-        username_claim=settings.oidc_username_claim,
-        username_prefix=settings.oidc_username_prefix,
-        groups_claim=settings.oidc_groups_claim,
-        groups_prefix=settings.oidc_groups_prefix,
-        ca_file=settings.oidc_ca_file,
+    if not settings.oidc_issuer_url or not settings.oidc_client_id:
+        return None
+    return OidcProvider(
+        OidcConfig(
+            issuer=settings.oidc_issuer_url,
+            client_id=settings.oidc_client_id,
+            client_secret=settings.oidc_client_secret or None,
+            scopes=tuple(settings.oidc_scopes),
+            username_claim=settings.oidc_username_claim,
+            username_prefix=settings.oidc_username_prefix,
+            groups_claim=settings.oidc_groups_claim,
+            groups_prefix=settings.oidc_groups_prefix,
+            ca_file=settings.oidc_ca_file,
+        )
     )
-    return OidcProvider(config) if config is not None else None
