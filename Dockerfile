@@ -38,6 +38,40 @@ RUN --mount=type=secret,id=ca-certificates,target=/run/secrets/ca.crt \
     if [ -s /run/secrets/ca.crt ]; then export SSL_CERT_FILE=/run/secrets/ca.crt; fi \
     && /opt/uv/bin/uv sync --frozen --no-dev --no-editable --python /usr/local/bin/python3.11
 
+# -- the console's venv: the same, plus the extra [console] (FastAPI, uvicorn, PyJWT) -------
+# Its build context also holds the web UI, built by hack/console/build.sh into
+# operator/devserver_operator/console/ui/, which the package then carries (hack/console/image.sh).
+FROM build AS build-console
+RUN --mount=type=secret,id=ca-certificates,target=/run/secrets/ca.crt \
+    if [ -s /run/secrets/ca.crt ]; then export SSL_CERT_FILE=/run/secrets/ca.crt; fi \
+    && /opt/uv/bin/uv sync --frozen --no-dev --no-editable --extra console \
+      --python /usr/local/bin/python3.11 \
+    && test -f /opt/venv/lib/python3.11/site-packages/devserver_operator/console/ui/index.html
+
+# -- console: `docker build --target console` (docs/console.md); the operator stays lean -----
+FROM ${PYTHON_IMAGE} AS console
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="devserver-console" \
+      org.opencontainers.image.description="Web console and REST API of devserver-operator: every request runs as its user" \
+      org.opencontainers.image.source="https://github.com/ecospherenetwork/devserver-operator" \
+      org.opencontainers.image.url="https://github.com/ecospherenetwork/devserver-operator" \
+      org.opencontainers.image.documentation="https://github.com/ecospherenetwork/devserver-operator/blob/main/docs/console.md" \
+      org.opencontainers.image.vendor="EcoSphere Network" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}"
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    HOME=/tmp
+COPY --from=build-console /opt/venv /opt/venv
+USER 10001:10001
+EXPOSE 8080
+# The chart passes `console --host 0.0.0.0 --port N` as arguments.
+ENTRYPOINT ["devserver-operator"]
+CMD ["console", "--host", "0.0.0.0"]
+
 # -- runtime: the venv on the same Python, no compilers, no package caches ----------------
 FROM ${PYTHON_IMAGE}
 ARG VERSION=0.1.0

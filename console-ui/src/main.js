@@ -4,6 +4,7 @@ import { useEffect, useState } from "preact/hooks";
 import { api, connectLive, disconnectLive, onLive } from "./api.js";
 import { KINDS, byPlural } from "./kinds.js";
 import { Alerts } from "./pages/alerts.js";
+import { SidebarLinks, SingleSignOn } from "./links.js";
 import { Create } from "./pages/create.js";
 import { Dashboard } from "./pages/dashboard.js";
 import { Grants } from "./pages/grants.js";
@@ -47,6 +48,7 @@ function Login({ onLogin }) {
   }
   return html`<main id="main" class="login">
     <h1>devserver console</h1>
+    <${SingleSignOn} />
     <form onSubmit=${submit}>
       <label for="token">Kubernetes bearer token</label>
       <textarea id="token" rows="4" value=${token} onInput=${(e) => setToken(e.target.value)}
@@ -87,6 +89,7 @@ function Shell({ session, onLogout }) {
           <li><a href="/api/v1/docs">API</a></li>
         </ul>
       </nav>
+      <${SidebarLinks} />
       <span class="user">${session.user.username}</span>
       <span class=${live ? "live" : "live live-down"} role="status" aria-live="polite" data-testid="live">${live ? "Live" : "Reconnecting… (what you typed is kept)"}</span>
       ${!session.localAdmin && html`<button type="button" onClick=${logout}>Log out</button>`}

@@ -13,7 +13,8 @@
 # the project's own on top of a pinned library; their directory name also carries a hash of
 # their source (go.mod, go.sum, main.go), so editing a program rebuilds it.
 #
-# Usage: hack/controlplane/build.sh [binary...]   (default: the control plane, helm, kustomize)
+# Usage: hack/controlplane/build.sh [binary...]   (default: the control plane, helm, kustomize;
+# `dex` builds the OIDC provider of the console's login test)
 # A cold build of all four takes about 13 minutes on 2 cores (docs/testing.md); a warm
 # run takes milliseconds.
 set -euo pipefail
@@ -115,6 +116,46 @@ kube_pins() {
 }
 etcd_pins() { require_pin "${here}/etcd" go.etcd.io/etcd/server/v3 "${ETCD_VERSION}"; }
 helm_pins() { require_pin "${here}/helm" helm.sh/helm/v3 "${HELM_VERSION}"; }
+# Dex builds from its own module, as its repository does, with one change. Its go.mod replaces
+# github.com/dexidp/dex/api/v2 with ./api/v2, a nested module that the module proxy leaves out
+# of Dex's zip, and master's server/apiserver (the gRPC admin API) needs a newer api/v2 than
+# the proxy's newest (v2.4.0). So the copy requires api/v2 v2.4.0 from the proxy (checked
+# against sum.golang.org) and its server/apiserver is a stub answering "unimplemented": the
+# admin API, which the console's test never enables. The OIDC provider itself is unchanged.
+dex_src="${DEVSERVER_CACHE_DIR:-${HOME}/.cache/devserver-operator}/src/dex-${DEX_VERSION}"
+dex_pins() {
+  local module
+  module="$(cd / && GOFLAGS=-mod=mod "${go_bin}" mod download -json "github.com/dexidp/dex@${DEX_VERSION}" \
+    | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')"
+  [[ -d "${module}" ]] || { echo "!!! dex ${DEX_VERSION}: the module proxy did not serve it" >&2; exit 1; }
+  rm -rf "${dex_src}"
+  mkdir -p "$(dirname "${dex_src}")"
+  cp -r "${module}" "${dex_src}"
+  chmod -R u+w "${dex_src}"
+  (cd "${dex_src}" && "${go_bin}" mod edit -dropreplace github.com/dexidp/dex/api/v2 \
+    -require github.com/dexidp/dex/api/v2@v2.4.0)
+  rm -f "${dex_src}"/server/apiserver/*.go
+  cat > "${dex_src}/server/apiserver/api.go" <<'GO'
+// Package apiserver is Dex's gRPC admin API, left out of this build (hack/controlplane/build.sh).
+package apiserver
+
+import (
+	"log/slog"
+
+	"github.com/dexidp/dex/api/v2"
+	"github.com/dexidp/dex/server/backchannel"
+	"github.com/dexidp/dex/server/connectors"
+	"github.com/dexidp/dex/server/discovery"
+	"github.com/dexidp/dex/storage"
+)
+
+func NewAPI(storage.Storage, *slog.Logger, string, *connectors.Cache, *discovery.Handler, *backchannel.Notifier) api.DexServer {
+	return api.UnimplementedDexServer{}
+}
+GO
+  # go.sum gains api/v2's two lines, verified against the checksum database.
+  (cd "${dex_src}" && GOFLAGS=-mod=mod "${go_bin}" list -deps ./cmd/dex >/dev/null)
+}
 kustomize_pins() {
   require_pin "${here}/kustomize" sigs.k8s.io/kustomize/kustomize/v5 "${KUSTOMIZE_VERSION}"
 }
@@ -223,6 +264,8 @@ for binary in "${wanted[@]}"; do
     kustomize)
       build_one kustomize "${KUSTOMIZE_VERSION}" "${here}/kustomize" \
         sigs.k8s.io/kustomize/kustomize/v5 kustomize_pins kustomize_ldflags ;;
+    dex)
+      build_one dex "${DEX_VERSION}" "${dex_src}" ./cmd/dex dex_pins plain_ldflags ;;
     kind)
       build_one kind "${KIND_VERSION}" "${kind_dir}/kind" sigs.k8s.io/kind kind_pins \
         plain_ldflags ;;
@@ -247,7 +290,7 @@ for binary in "${wanted[@]}"; do
     *)
       echo "build.sh: unknown binary '${binary}' (known: etcd kube-apiserver" \
         "kube-controller-manager kube-scheduler kube-proxy kubelet kubeadm kubectl helm" \
-        "kustomize kind crictl coredns kube-router kstatus argocd-health)" >&2
+        "kustomize dex kind crictl coredns kube-router kstatus argocd-health)" >&2
       exit 2 ;;
   esac
 done

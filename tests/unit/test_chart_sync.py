@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -234,6 +235,31 @@ def test_kustomize_overlay_renders_what_the_chart_renders(overlay: str, values: 
     assert sorted(from_kustomize) == sorted(from_helm)
     for key, rendered in from_helm.items():
         assert from_kustomize[key] == rendered, key
+
+
+def test_the_kustomize_console_component_renders_what_the_chart_renders(tmp_path: Path) -> None:
+    # An overlay of a user's own: the cluster-wide install plus the console component
+    # (kustomize takes only relative paths).
+    def relative(path: str) -> str:
+        return os.path.relpath(REPO / path, tmp_path)
+
+    (tmp_path / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": [relative("manifests/overlays/cluster-wide")],
+                "components": [relative("manifests/components/console")],
+            }
+        )
+    )
+    built = yaml.safe_load_all(run(kustomize(), "build", tmp_path))
+    from_kustomize = normalized([d for d in built if d and d["kind"] != "Namespace"])
+    from_helm = normalized(helm_template("--set", "console.enabled=true"))
+    assert sorted(from_kustomize) == sorted(from_helm)
+    for key, rendered in from_helm.items():
+        assert from_kustomize[key] == rendered, key
+    assert ("Deployment", NAMESPACE, "devserver-operator-console") in from_kustomize
 
 
 def test_kustomize_brings_a_restricted_namespace() -> None:

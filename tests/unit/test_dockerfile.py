@@ -76,7 +76,9 @@ def test_multi_stage_on_a_slim_python_pinned_by_digest() -> None:
     assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm@sha256:[0-9a-f]{64}", base[0]), base
     assert base[1:] == ["AS", args["PYTHON_IMAGE"]]
     assert len(froms) >= 3
-    assert all(f[0] == "${PYTHON_IMAGE}" for f in froms[1:])
+    # A stage may also start from an earlier stage of this file (the console's from build).
+    named = {f[2] for f in froms if len(f) == 3}
+    assert all(f[0] == "${PYTHON_IMAGE}" or f[0] in named for f in froms[1:])
     # Nothing else names an image: no unpinned base sneaks in.
     assert not [f for f in froms if ":" in f[0] and "@sha256:" not in f[0]]
 
@@ -100,6 +102,21 @@ def test_final_stage_has_no_compilers_caches_or_root() -> None:
 def test_entrypoint_runs_the_operator() -> None:
     entrypoints = [rest for keyword, rest in stages()[-1] if keyword == "ENTRYPOINT"]
     assert [json.loads(e) for e in entrypoints] == [["devserver-operator", "run"]]
+
+
+def test_the_console_target_carries_the_console_extra_and_the_ui() -> None:
+    (build,) = [stage for stage in stages() if stage[0][1] == "build AS build-console"]
+    (sync,) = [rest for keyword, rest in build if keyword == "RUN" and "uv sync" in rest]
+    assert "--frozen" in sync and "--extra console" in sync and "console/ui/index.html" in sync
+    (console,) = [stage for stage in stages() if stage[0][1] == "${PYTHON_IMAGE} AS console"]
+    assert [rest for keyword, rest in console if keyword == "COPY"] == [
+        "--from=build-console /opt/venv /opt/venv"
+    ]
+    assert not [rest for keyword, rest in console if keyword == "RUN"]
+    entrypoint = [json.loads(rest) for keyword, rest in console if keyword == "ENTRYPOINT"]
+    assert entrypoint == [["devserver-operator"]]
+    (user,) = [rest for keyword, rest in console if keyword == "USER"]
+    assert re.fullmatch(r"[1-9]\d*:[1-9]\d*", user)
 
 
 @pytest.mark.parametrize(

@@ -110,21 +110,35 @@ def release_steps() -> list[dict[str, Any]]:
 def test_release_scans_then_pushes_signs_and_attaches_install_yaml() -> None:
     steps = release_steps()
     uses = [s.get("uses", "").split("@")[0] for s in steps]
-    scan = steps[uses.index("aquasecurity/trivy-action")]
-    assert scan["with"]["severity"] == "CRITICAL"
-    assert scan["with"]["ignore-unfixed"] is True
-    assert scan["with"]["exit-code"] == "1"
+    scans = [i for i, u in enumerate(uses) if u == "aquasecurity/trivy-action"]
     builds = [i for i, u in enumerate(uses) if u == "docker/build-push-action"]
-    scanned, pushed = (steps[i]["with"] for i in builds)
-    assert scanned["push"] is False and scanned["load"] is True
-    assert scan["with"]["image-ref"] == scanned["tags"]
-    assert builds[0] < uses.index("aquasecurity/trivy-action") < builds[1], "scan before push"
-    assert pushed["push"] is True and pushed["sbom"] is True and "provenance" in pushed
-    assert uses.index("sigstore/cosign-installer") < builds[1]
+    # The operator's image, then the console's (the Dockerfile's `console` target): each is
+    # built for a scan, scanned, then built for every platform and pushed.
+    assert [steps[i]["with"].get("target") for i in builds] == [None, None, "console", "console"]
+    assert len(scans) == 2
+    for scan_index, (scanned_index, pushed_index) in zip(
+        scans, [builds[0:2], builds[2:4]], strict=True
+    ):
+        scan, scanned, pushed = (
+            steps[i]["with"] for i in (scan_index, scanned_index, pushed_index)
+        )
+        assert scan["severity"] == "CRITICAL"
+        assert scan["ignore-unfixed"] is True
+        assert scan["exit-code"] == "1"
+        assert scanned["push"] is False and scanned["load"] is True
+        assert scan["image-ref"] == scanned["tags"]
+        assert scanned_index < scan_index < pushed_index, "scan before push"
+        assert pushed["push"] is True and pushed["sbom"] is True and "provenance" in pushed
+        assert uses.index("sigstore/cosign-installer") < pushed_index
     script = "\n".join(run_commands({"steps": steps}))
     assert 'cosign sign --yes "${IMAGE}@${DIGEST}"' in script
+    assert 'cosign sign --yes "${CONSOLE_IMAGE}@${DIGEST}"' in script
     assert 'cosign sign --yes "${CHART_REPOSITORY}/devserver-operator@${digest}"' in script
     assert "hack/install-manifest.sh" in script and "dist/install.yaml" in script
+    # The UI is built after the operator's image is pushed: its context must not carry it.
+    assert builds[1] < next(
+        i for i, s in enumerate(steps) if "console/build.sh" in s.get("run", "")
+    )
     permissions = workflow("release.yml")["jobs"]["image-and-chart"]["permissions"]
     assert permissions["id-token"] == "write"
 

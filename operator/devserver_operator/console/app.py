@@ -15,7 +15,9 @@ from devserver_operator.kube.errors import KubeApiError, KubeUnavailableError
 
 from . import (
     routes_actions,
+    routes_config,
     routes_kinds,
+    routes_oidc,
     routes_session,
     routes_stream,
     routes_tools,
@@ -89,9 +91,16 @@ def create_app(settings: ConsoleSettings, connection: Connection | None = None) 
         return HTMLResponse(DOCS_PAGE)
 
     # The kinds last: their `/api/v1/{plural}` would otherwise swallow `/api/v1/stream`.
-    for module in (routes_session, routes_stream, routes_views, routes_tools, routes_actions):
-        app.include_router(module.router)
-    for module in (routes_kinds,):
+    for module in (
+        routes_session,
+        routes_oidc,
+        routes_config,
+        routes_stream,
+        routes_views,
+        routes_tools,
+        routes_actions,
+        routes_kinds,
+    ):
         app.include_router(module.router)
 
     @app.exception_handler(KubeApiError)

@@ -28,7 +28,9 @@ def _session_body(session: Session, state: ConsoleState) -> dict[str, Any]:
     }
 
 
-def _set_cookies(response: Response, cookie: str, session: Session, state: ConsoleState) -> None:
+def set_session_cookies(
+    response: Response, cookie: str, session: Session, state: ConsoleState
+) -> None:
     age = int(state.settings.session_ttl_seconds)
     # Secure: browsers still accept it on http://localhost and 127.0.0.1 (dev mode).
     response.set_cookie(
@@ -52,7 +54,7 @@ async def current_session(request: Request, response: Response) -> dict[str, Any
     session = await session_of(request, state)
     if session is None and state.settings.local_admin:
         session, cookie = state.sessions.create(LOCAL_ADMIN, None)
-        _set_cookies(response, cookie, session, state)
+        set_session_cookies(response, cookie, session, state)
     if session is None:
         raise unauthenticated()
     return _session_body(session, state)
@@ -67,7 +69,7 @@ async def login(login: Login, request: Request, response: Response) -> dict[str,
     if user is None:
         raise unauthenticated("the API server did not accept this token")
     session, cookie = state.sessions.create(user, login.token)
-    _set_cookies(response, cookie, session, state)
+    set_session_cookies(response, cookie, session, state)
     return _session_body(session, state)
 
 

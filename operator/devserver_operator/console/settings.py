@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .links import SidebarLink, is_https_or_loopback
 
 _REPOSITORY = Path(__file__).resolve().parents[3]
 
@@ -48,3 +50,32 @@ class ConsoleSettings(BaseSettings):
     Host header; writes whose Origin differs are refused."""
     ui_dir: str | None = Field(default_factory=_default_ui_dir)
     examples_dir: str | None = Field(default_factory=_default_examples_dir)
+    links: list[SidebarLink] = Field(default_factory=list, max_length=50)
+    """Sidebar links (n8n, OpenHands, GitHub, GitLab, ...), as JSON:
+    ``[{"title": "n8n", "url": "https://n8n.example.com"}]``; http(s) only."""
+    # OIDC login (authorization code + PKCE); off unless an issuer is set. See oidc.py.
+    oidc_issuer_url: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = Field(default=None, repr=False)
+    """Only for a confidential client; from a Secret (the chart's oidc.clientSecret)."""
+    oidc_scopes: list[str] = Field(default_factory=lambda: ["openid", "profile", "email"])
+    oidc_username_claim: str = "sub"
+    oidc_username_prefix: str | None = None
+    """As the API server's --oidc-username-prefix: unset prefixes claims other than
+    ``email`` with ``<issuer>#``; ``-`` means no prefix."""
+    oidc_groups_claim: str | None = None
+    oidc_groups_prefix: str = ""
+    oidc_ca_file: str | None = None
+    """CA bundle the issuer's certificate is checked against (default: the system's)."""
+
+    @model_validator(mode="after")
+    def _oidc_complete(self) -> ConsoleSettings:
+        if self.oidc_issuer_url is None:
+            return self
+        if not is_https_or_loopback(self.oidc_issuer_url):
+            raise ValueError("oidc_issuer_url must be https (http only to a loopback address)")
+        if not self.oidc_client_id:
+            raise ValueError("oidc_client_id is required with oidc_issuer_url")
+        if "openid" not in self.oidc_scopes:
+            raise ValueError("oidc_scopes must include openid")
+        return self

@@ -20,7 +20,7 @@ from devserver_operator.api import GROUP
 from devserver_operator.api.crd import crd_files
 from devserver_operator.cli_reference import readme_with_run_flags
 
-from .console_rbac import console_rules
+from .console_rbac import console_rbac, console_rules
 from .operator_rbac import (
     ADMISSION_SERVICE,
     ADMISSION_WEBHOOK_CONFIGURATION,
@@ -43,6 +43,10 @@ that `helm upgrade` upgrades them; Helm installs files in a chart's crds/ once a
 again."""
 KUSTOMIZE_BASE = "manifests/base"
 KUSTOMIZE_SINGLE_NAMESPACE = "manifests/overlays/single-namespace"
+KUSTOMIZE_CONSOLE = "manifests/components/console"
+"""The console as a kustomize component (the chart's console.enabled): its RBAC is generated
+here, its Deployment and Service are written by hand beside it."""
+CONSOLE_NAME = "devserver-operator-console"
 DASHBOARD_SOURCE = f"{CHART_DIR}/files/grafana-dashboard.json"
 ARGOCD_HEALTH_SOURCE = "gitops/argocd/health.lua"
 """The Argo CD health check, tested with Argo CD's test layout beside it; the chart ships a copy."""
@@ -256,6 +260,13 @@ def generated_files(repo: Path) -> dict[str, str]:
             ),
         ]
     )
+    files[f"{KUSTOMIZE_CONSOLE}/generated/console-rbac.yaml"] = _dump(
+        console_rbac(
+            CONSOLE_NAME,
+            DEFAULT_NAMESPACE,
+            {**COMMON_LABELS, "app.kubernetes.io/component": "console"},
+        )
+    )
     return files
 
 
@@ -274,6 +285,7 @@ def stale_files(repo: Path) -> list[str]:
         f"{CHART_DIR}/crds",
         f"{KUSTOMIZE_BASE}/generated",
         f"{KUSTOMIZE_SINGLE_NAMESPACE}/generated",
+        f"{KUSTOMIZE_CONSOLE}/generated",
     }
     for directory in generated_dirs:
         for path in sorted(p for p in (repo / directory).rglob("*") if p.is_file()):

@@ -64,3 +64,28 @@ def console_cluster_role() -> dict[str, Any]:
         },
         "rules": console_rules(),
     }
+
+
+def console_rbac(name: str, namespace: str, labels: dict[str, str]) -> list[dict[str, Any]]:
+    """The console's ClusterRole and its binding to the ServiceAccount ``namespace/name``, as
+    the chart names them (``<release>-console``); the kustomize component ships these."""
+    metadata = {"name": name, "labels": dict(labels)}
+    return [
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": metadata,
+            "rules": console_rules(),
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": metadata,
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": name,
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+        },
+    ]
