@@ -118,9 +118,19 @@ async def test_persistent_server_errors_back_off_instead_of_looping(
         with operator_process(kubeconfig, tmp_path / "operator.log", [namespace]) as operator:
             for name in names:
                 await kube.create(mcpserver(name, namespace))
+
+            def injected() -> list[Any]:
+                return [r for r in proxy.requests if r.outcome == "injected 500"]
+
+            async def first_write_failed() -> bool:
+                return bool(injected())
+
+            # The window starts at the operator's first refused write, not at its launch: on a
+            # loaded machine its start alone can take longer than the window.
+            await wait_for(first_write_failed, seconds=120, what="the operator's first write")
             window = 20.0
             await asyncio.sleep(window)
-            failed = [r for r in proxy.requests if r.outcome == "injected 500"]
+            failed = injected()
             # Bounded: a reconcile tries its write and its status note RetryPolicy.attempts
             # times each within ~1.5 s, then the object backs off (15 s, 30 s, ...: one
             # schedule for kopf's retry, child events and the periodic check, which runs
