@@ -25,14 +25,15 @@ from tests.support.console_harness import (
     RunningConsole,
     apply,
     console_kubeconfig,
+    is_ready,
     service_account_token,
     start_console,
+    wait_for_answer,
 )
 from tests.support.operator_harness import RunningOperator
 
 pytestmark = pytest.mark.integration
 
-SETUP_TIMEOUT = 60.0
 CANARY = f"canary-{uuid.uuid4().hex}"
 
 
@@ -55,23 +56,6 @@ def _mcpserver(name: str, namespace: str, spec: dict[str, Any]) -> dict[str, Any
         "metadata": {"name": name, "namespace": namespace},
         "spec": spec,
     }
-
-
-def _wait(admin: httpx.Client, path: str, test: Any, what: str) -> dict[str, Any]:
-    deadline = time.monotonic() + SETUP_TIMEOUT
-    while True:
-        response = admin.get(path)
-        if response.status_code == 200 and test(response.json()):
-            body: dict[str, Any] = response.json()
-            return body
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}: {response.text[:2000]}")
-        time.sleep(0.2)
-
-
-def _ready(body: dict[str, Any]) -> bool:
-    conditions = (body.get("status") or {}).get("conditions") or []
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 
 @pytest.fixture(scope="module")
@@ -120,16 +104,16 @@ def team(
         apply(admin, _mcpserver("work", home, {"image": "example.com/mcp:1", "port": 8080}))
         apply(admin, _mcpserver("elsewhere", other, {"url": mcp_streamable_server.url}))
         for role in ("viewers", "operators", "admins"):
-            _wait(
+            wait_for_answer(
                 admin,
                 f"/apis/rbac.authorization.k8s.io/v1/namespaces/{home}/rolebindings/devserver-team-{role}",
                 lambda body: True,
                 f"the RoleBinding of TeamAccess {role}",
             )
-        _wait(
+        wait_for_answer(
             admin,
             f"/apis/{API_VERSION}/namespaces/{home}/mcpservers/remote",
-            _ready,
+            is_ready,
             "MCPServer remote Ready",
         )
         yield Team(home, other, viewer, operator_token, admin_token, nobody)

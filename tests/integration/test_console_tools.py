@@ -21,7 +21,13 @@ import pytest
 
 from devserver_operator.api import API_VERSION
 from devserver_operator.builders.common import REQUEST_ANNOTATION
-from tests.support.console_harness import RunningConsole, apply, service_account_token
+from tests.support.console_harness import (
+    RunningConsole,
+    apply,
+    is_ready,
+    service_account_token,
+    wait_for_answer,
+)
 from tests.support.operator_harness import RunningOperator
 
 pytestmark = pytest.mark.integration
@@ -47,23 +53,6 @@ def _object(kind: str, name: str, namespace: str, spec: dict[str, Any]) -> dict[
         "metadata": {"name": name, "namespace": namespace},
         "spec": spec,
     }
-
-
-def _wait(admin: httpx.Client, path: str, test: Any, what: str) -> dict[str, Any]:
-    deadline = time.monotonic() + SETUP_TIMEOUT
-    while True:
-        response = admin.get(path)
-        if response.status_code == 200 and test(response.json()):
-            body: dict[str, Any] = response.json()
-            return body
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}: {response.text[:2000]}")
-        time.sleep(0.2)
-
-
-def _ready(body: dict[str, Any]) -> bool:
-    conditions = (body.get("status") or {}).get("conditions") or []
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 
 def _caller_role(namespace: str) -> list[dict[str, Any]]:
@@ -142,17 +131,17 @@ def people(
             ),
         )  # fmt: skip
         for role in ("viewers", "operators", "admins"):
-            _wait(
+            wait_for_answer(
                 admin,
                 f"/apis/{RBAC}/v1/namespaces/{namespace}/rolebindings/devserver-team-{role}",
                 lambda body: True,
                 f"the RoleBinding of TeamAccess {role}",
             )
         for name in ("remote", "plain"):
-            _wait(
+            wait_for_answer(
                 admin,
                 f"/apis/{API_VERSION}/namespaces/{namespace}/mcpservers/{name}",
-                _ready,
+                is_ready,
                 f"MCPServer {name} Ready",
             )
         yield People(namespace, **tokens)
@@ -269,7 +258,7 @@ def test_verify_now_runs_the_handshake_again_and_a_viewer_may_not_ask(
         requested = asked.json()["requestedAt"]
         assert asked.json()["object"]["metadata"]["annotations"][REQUEST_ANNOTATION] == requested
         # The interval is 5 minutes: only the request explains a new handshake this soon.
-        _wait(
+        wait_for_answer(
             admin,
             item,
             lambda body: body["status"]["lastVerifiedTime"] != before,

@@ -180,3 +180,23 @@ def console(control_plane: Any, installed_crds: None) -> Iterator[RunningConsole
     running = start_console(console_kubeconfig(control_plane))
     yield running
     running.stop()
+
+
+def wait_for_answer(
+    client: httpx.Client, path: str, test: Any, what: str, seconds: float = 60.0
+) -> dict[str, Any]:
+    """GET ``path`` through the console until it answers 200 with a body ``test`` accepts."""
+    deadline = time.monotonic() + seconds
+    while True:
+        response = client.get(path)
+        if response.status_code == 200 and test(response.json()):
+            body: dict[str, Any] = response.json()
+            return body
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}: {response.text[:2000]}")
+        time.sleep(0.2)
+
+
+def is_ready(body: dict[str, Any]) -> bool:
+    conditions = (body.get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
