@@ -28,15 +28,12 @@ image_label() {
   docker image inspect --format '{{index .Config.Labels "devserver.inputs"}}' "$1" 2>/dev/null || true
 }
 
-contexts=()
-new_context() {
-  local context
-  context="$(mktemp -d "${TMPDIR:-/tmp}/devserver-image.XXXXXX")"
-  contexts+=("${context}")
-  echo "${context}"
-}
-cleanup_contexts() { [[ ${#contexts[@]} -eq 0 ]] || rm -rf "${contexts[@]}"; }
-trap cleanup_contexts EXIT
+# Build contexts live in one directory per script run, removed when it exits. new_context is
+# called as "$(new_context)", a subshell, so it cannot record what it made in a variable of
+# this shell (a list kept here stayed empty and every context leaked: gigabytes in /tmp).
+contexts_dir="$(mktemp -d "${TMPDIR:-/tmp}/devserver-image.XXXXXX")"
+new_context() { mktemp -d "${contexts_dir}/context.XXXXXX"; }
+trap 'rm -rf "${contexts_dir}"' EXIT
 
 # build_image TAG CONTEXT [docker build arguments...]: builds unless the image carries the
 # hash of the context, the Dockerfile, the arguments and the base images' ids.

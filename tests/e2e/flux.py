@@ -36,7 +36,6 @@ from tests.e2e.helpers import (
     get,
     get_or_none,
     is_ready,
-    ready_object,
     wait_until,
 )
 
@@ -262,10 +261,16 @@ def applied(cluster: KindCluster, name: str) -> dict[str, Any]:
 
 @dataclass
 class Observation:
-    """What a Kustomization and its MCPServers looked like, sampled while Flux worked."""
+    """What a Kustomization and its MCPServers looked like while Flux worked: samples of a
+    Ready Kustomization next to a server that was not, and when each turned Ready."""
 
-    waited_while_unready: list[str] = field(default_factory=list)
     ready_too_early: list[str] = field(default_factory=list)
+    kustomization_ready_at: datetime | None = None
+    servers_ready_at: dict[str, datetime] = field(default_factory=dict)
+
+
+def ready_since(body: dict[str, Any] | None) -> datetime:
+    return datetime.fromisoformat(str(condition(body, "Ready")["lastTransitionTime"]))
 
 
 def await_ready_delivery(
@@ -276,32 +281,28 @@ def await_ready_delivery(
     seen = Observation()
 
     def probe() -> bool:
-        body = applied(cluster, name)
-        ready = condition(body, "Ready")
-        at_commit = str(body.get("status", {}).get("lastAttemptedRevision", "")).endswith(commit)
+        ready = condition(applied(cluster, name), "Ready")
         # Ready=True at the commit: "Applied revision: main@sha1:<commit>", written only after
         # the health checks passed (a Ready=True of the previous revision can linger for a
         # moment next to the new lastAttemptedRevision).
         done = ready.get("status") == "True" and commit in str(ready.get("message", ""))
-        unready = [
-            server
-            for server in servers
-            if not is_ready(get_or_none(cluster, "mcpserver", server, "-n", NAMESPACE))
-        ]
-        if at_commit and unready and not done:
-            seen.waited_while_unready.append(f"{ready.get('reason')}: {unready}")
-        if done and unready:
-            # Read once more: a server may turn Ready between the two reads above.
-            still = [
+        if done:
+            # Read after the Kustomization: a server Ready then was Ready when Flux judged it.
+            unready = [
                 server
-                for server in unready
+                for server in servers
                 if not is_ready(get_or_none(cluster, "mcpserver", server, "-n", NAMESPACE))
             ]
-            if still:
-                seen.ready_too_early.append(f"{ready.get('message')}; not Ready: {still}")
+            if unready:
+                seen.ready_too_early.append(f"{ready.get('message')}; not Ready: {unready}")
         return done
 
     wait_until(probe, seconds=READY_SECONDS, what=f"Kustomization {name} Ready at {commit}")
+    seen.kustomization_ready_at = ready_since(applied(cluster, name))
+    seen.servers_ready_at = {
+        server: ready_since(get(cluster, "mcpserver", server, "-n", NAMESPACE))
+        for server in servers
+    }
     return seen
 
 
@@ -312,19 +313,16 @@ def flux_delivery(e2e_cluster: KindCluster, flux_repository: FluxRepository) -> 
     return await_ready_delivery(e2e_cluster, "flux-mcp", flux_repository.commits[0], ["alpha"])
 
 
-@pytest.mark.xfail(
-    reason="kstatus reads an object without status as Current (fluxcd/cli-utils v1.2.3 "
-    "generic.go): a new MCPServer that Flux polls before the operator's first status write "
-    "passes the health check; seen on kind 2026-12-05. A CRD default for "
-    "status.observedGeneration would close it",
-    strict=False,
-)
 def test_flux_kustomization_is_ready_only_when_its_mcpservers_are(
     e2e_cluster: KindCluster, flux_delivery: Observation
 ) -> None:
     assert not flux_delivery.ready_too_early, flux_delivery.ready_too_early
-    # The server needs tens of seconds to start; Flux was seen waiting for it.
-    assert flux_delivery.waited_while_unready
+    # Flux's own record: its Ready turned True no earlier than the server's (whole seconds
+    # both). Without the CRD's status default, kstatus read the new server as Current and
+    # Flux was Ready while the operator had not even seen it.
+    ready_at = flux_delivery.kustomization_ready_at
+    assert ready_at is not None
+    assert flux_delivery.servers_ready_at["alpha"] <= ready_at, flux_delivery
     alpha = get(e2e_cluster, "mcpserver", "alpha", "-n", NAMESPACE)
     assert condition(alpha, "Verified").get("status") == "True"
     assert alpha["metadata"]["labels"]["kustomize.toolkit.fluxcd.io/name"] == "flux-mcp"
@@ -370,18 +368,12 @@ def test_flux_delivers_a_pushed_change_to_the_operator(
         },
         "a changed server and a new one",
     )
-    # alpha has a status, so its new generation is judged by observedGeneration; beta is new
-    # and may read as Current before its first status (see the xfail above), so it is
-    # waited for afterwards.
-    seen = await_ready_delivery(e2e_cluster, "flux-mcp", commit, ["alpha"])
+    # alpha's new generation is judged by observedGeneration; beta is new and reads as
+    # observedGeneration 0 (the CRD's status default) until the operator's first write.
+    seen = await_ready_delivery(e2e_cluster, "flux-mcp", commit, ["alpha", "beta"])
     # Only "never Ready too early" is asserted: whether a sample falls into alpha's short
     # unready window depends on how fast the operator verifies it (CI's run missed it once).
     assert not seen.ready_too_early, seen.ready_too_early
-    wait_until(
-        lambda: ready_object(e2e_cluster, "mcpserver", "beta", NAMESPACE),
-        seconds=READY_SECONDS,
-        what="MCPServer beta Ready",
-    )
     alpha = get(e2e_cluster, "mcpserver", "alpha", "-n", NAMESPACE)
     assert alpha["metadata"]["generation"] > before["metadata"]["generation"]
     assert alpha["status"]["observedGeneration"] == alpha["metadata"]["generation"]

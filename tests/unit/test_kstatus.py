@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from devserver_operator.api import ALL_KINDS, API_VERSION
+from devserver_operator.api import ALL_KINDS, API_VERSION, KindInfo
 from devserver_operator.api.conditions import (
     DesiredCondition,
     not_ready,
@@ -31,6 +31,7 @@ from devserver_operator.api.conditions import (
     reconciling,
     stalled,
 )
+from devserver_operator.api.crd import build_crd
 from devserver_operator.api.mcpserver import MCPServerSpec
 from devserver_operator.observe.mcpserver import Availability, Verification, conditions_for
 from devserver_operator.reconcile.status import status_patch
@@ -58,6 +59,16 @@ def written(kind: str, desired: list[DesiredCondition], *, generation: int = 2) 
         "kind": kind,
         "metadata": {"name": "x", "namespace": "ns", "generation": generation},
         "status": status,
+    }
+
+
+def unobserved(info: KindInfo) -> dict[str, Any]:
+    schema = build_crd(info)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    return {
+        "apiVersion": API_VERSION,
+        "kind": info.kind,
+        "metadata": {"name": "new", "namespace": "ns", "generation": 1},
+        "status": schema["properties"]["status"].get("default"),
     }
 
 
@@ -137,6 +148,10 @@ def samples() -> dict[str, Sample]:
         leaving = written(kind, desired)
         leaving["metadata"]["deletionTimestamp"] = "2026-11-01T00:00:00Z"
         found[f"{kind}-{shape}-deleting"] = Sample(leaving, TERMINATING, None)
+    for info in ALL_KINDS:
+        # A new object as the API server serves it before the operator's first status write
+        # (the CRD's status default): Flux must wait, not call it healthy.
+        found[f"{info.kind}-unobserved"] = Sample(unobserved(info), IN_PROGRESS, None)
     for spec, availability, verification in product(SPECS, AVAILABILITIES, VERIFICATIONS):
         obj = written("MCPServer", conditions_for(SPECS[spec], availability, verification))
         expected = mcpserver_expected(SPECS[spec], availability, verification)

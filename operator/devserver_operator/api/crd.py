@@ -10,7 +10,7 @@ GitOps tools for fields the user never wrote.
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, Final
 
 import yaml
 
@@ -85,10 +85,18 @@ def _structural(node: Any, definitions: dict[str, Any]) -> Any:
     return result
 
 
+# What a new object reads as until the operator's first status write: generation 1 against
+# observedGeneration 0. kstatus (Flux's wait and health checks, kpt, `kubectl` plugins) reads
+# an object with no status as Current, so without it Flux could call a brand-new MCPServer
+# healthy before the operator has even seen it. The API server applies the default on every
+# read, watch events included; it is stored with the object's first write.
+UNOBSERVED_STATUS: Final = {"observedGeneration": 0}
+
+
 def build_crd(info: KindInfo) -> dict[str, Any]:
     """The CustomResourceDefinition of one kind."""
     spec_schema = openapi_schema(info.spec_model)
-    status_schema = openapi_schema(info.status_model)
+    status_schema = {**openapi_schema(info.status_model), "default": UNOBSERVED_STATUS}
     columns = [READY_COLUMN, *info.summary_columns, REASON_COLUMN, AGE_COLUMN]
     return {
         "apiVersion": "apiextensions.k8s.io/v1",

@@ -106,7 +106,7 @@ class MCPServerKind(Kind):
             **({"configHash": inputs.config_hash} if inputs.config_hash else {}),
             **verified,
         }
-        first = request.status.status.get("observedGeneration") is None
+        first = not request.status.status.get("observedGeneration")  # None, or 0 by default
         desired = conditions_for(spec, availability, verification)
         await request.write_status(desired, fields)
         ready = next(c for c in desired if c.type == "Ready").status == "True"
