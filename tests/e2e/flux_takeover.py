@@ -17,6 +17,7 @@ The manifests are the ones docs/gitops.md shows under "Flux takes over the opera
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from devserver_operator.localcluster import kind_stack
@@ -223,6 +225,21 @@ def the_ready_operator_pod(cluster: KindCluster) -> dict[str, Any]:
     return wait_until(probe, seconds=180, what="one Ready operator pod")
 
 
+READY_METRIC = re.compile(r"^devserver_mcp_server_ready\{(.*)\} 1\.0$", re.MULTILINE)
+LABEL = re.compile(r'(\w+)="([^"]*)"')
+
+
+def reported_ready(cluster: KindCluster, pod: str) -> set[str]:
+    """The MCPServers an operator pod's metrics report Ready ("namespace/name")."""
+    with cluster.port_forward(OPERATOR_NAMESPACE, f"pod/{pod}", 8080) as port:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    ready = set()
+    for labels in READY_METRIC.findall(text):
+        values = dict(LABEL.findall(labels))
+        ready.add(f"{values['namespace']}/{values['name']}")
+    return ready
+
+
 def timestamp(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
@@ -312,8 +329,12 @@ def test_flux_helm_controller_adopts_the_release_of_helm_install(
     )
     revisions = release_revisions(e2e_cluster)
     adopted = release["status"]["history"][0]["version"]
-    # helm-controller read the release it did not install as "Unmanaged" and upgraded it.
+    # helm-controller found a release it did not install (no history in the HelmRelease's
+    # status), called it Unmanaged and upgraded it: internal/reconcile/state.go and
+    # atomic_release.go of v1.6.4.
     assert adopted == max(revisions) > flux_takeover.revision, revisions
+    log = e2e_cluster.kubectl("logs", "-n", FLUX, "deployment/helm-controller", "--tail=-1")
+    assert "release not managed by controller: found existing release in storage" in log
     assert revisions[adopted] == "deployed", revisions
     deployment = operator_deployment(e2e_cluster)
     assert deployment is not None
@@ -427,22 +448,32 @@ def test_flux_the_kustomize_overlay_takes_over_when_the_helm_release_is_removed(
     labels = deployment["metadata"]["labels"]
     assert labels.get("kustomize.toolkit.fluxcd.io/name") == OVERLAY_PATH, labels
     assert "helm.toolkit.fluxcd.io/name" not in labels, labels
-    managers = {
-        (entry["manager"], entry["operation"]) for entry in deployment["metadata"]["managedFields"]
-    }
+    fields = get(
+        e2e_cluster, "deployment", RELEASE, "-n", OPERATOR_NAMESPACE, "--show-managed-fields"
+    )["metadata"]["managedFields"]
+    managers = {(entry["manager"], entry["operation"]) for entry in fields}
     assert ("kustomize-controller", "Apply") in managers, managers
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == flux_takeover.image
     env = {item["name"]: item.get("value") for item in container["env"]}
     assert env["DEVSERVER_OPERATOR_STDIO_PROXY_IMAGE"] == flux_takeover.image
-    # The MCPServers outlived the operator's absence and are Ready under the new one.
+    # The MCPServers outlived the operator's absence, and the new operator has taken each one
+    # up: its metrics (a fresh process knows only what it reconciled) report them Ready.
+    pod = the_ready_operator_pod(e2e_cluster)["metadata"]["name"]
+
+    def taken_up() -> bool:
+        if server_problems(e2e_cluster, flux_takeover.servers, ready=True):
+            return False
+        return set(flux_takeover.servers) <= reported_ready(e2e_cluster, pod)
+
     timed(
         flux_takeover,
-        "servers Ready again",
+        "servers taken up",
         lambda: wait_until(
-            lambda: not server_problems(e2e_cluster, flux_takeover.servers, ready=True),
+            taken_up,
             seconds=READY_SECONDS,
             what="the MCPServers Ready under the Flux-delivered operator",
+            interval=5,
         ),
     )
     print(f"Kustomization {OVERLAY_PATH}: {ready['message']}")
