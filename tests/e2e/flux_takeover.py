@@ -366,11 +366,18 @@ def test_flux_a_values_change_pushed_to_git_rolls_the_operator(
         },
         "a pod annotation in the HelmRelease's values",
     )
-    release = timed(
-        flux_takeover,
-        "values change",
-        lambda: await_helm_release(e2e_cluster, int(current["version"])),
-    )
+
+    # First the new values in the HelmRelease (kustomize-controller applied the commit), then a
+    # release of them: an upgrade for another reason (a new chart version) would not count.
+    def values_applied() -> bool:
+        body = get(e2e_cluster, "helmrelease", RELEASE, "-n", FLUX)
+        return ROLLED_BY in (body["spec"]["values"].get("podAnnotations") or {})
+
+    def released() -> dict[str, Any]:
+        wait_until(values_applied, seconds=READY_SECONDS, what="the new values applied")
+        return await_helm_release(e2e_cluster, int(current["version"]))
+
+    release = timed(flux_takeover, "values change", released)
     # Helm waited for the rollout before it called the release deployed.
     deployment = operator_deployment(e2e_cluster)
     assert deployment is not None
