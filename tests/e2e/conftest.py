@@ -33,6 +33,19 @@ RELEASE = kind_stack.RELEASE
 FAILED_KEY = pytest.StashKey[list[str]]()
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``after_all`` go last, in the order of their definitions in their source
+    file (a scenario is a sequence of steps). Collection alone would not put them there: a
+    module's tests come in the order of its namespace, where the names it imports from
+    scenario modules (sorted by the linter) stand before its own. trylast: after any plugin
+    that reorders, so this is the final word; under xdist's --dist loadfile each worker
+    collects the same way and runs a file's tests in this order."""
+    last = [item for item in items if item.get_closest_marker("after_all")]
+    last.sort(key=lambda item: (str(item.reportinfo()[0]), item.reportinfo()[1] or 0))
+    items[:] = [item for item in items if not item.get_closest_marker("after_all")] + last
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Iterator[None]:
     outcome = yield

@@ -31,6 +31,13 @@ from tests.e2e.flux import (  # noqa: F401 - collected as tests of this module
     test_flux_kustomization_fails_early_on_a_url_that_is_not_mcp,
     test_flux_kustomization_is_ready_only_when_its_mcpservers_are,
 )
+from tests.e2e.flux_takeover import (  # noqa: F401 - collected as tests of this module
+    flux_takeover,
+    test_flux_a_server_pushed_to_git_is_served_by_the_operator_flux_delivered,
+    test_flux_a_values_change_pushed_to_git_rolls_the_operator,
+    test_flux_helm_controller_adopts_the_release_of_helm_install,
+    test_flux_the_kustomize_overlay_takes_over_when_the_helm_release_is_removed,
+)
 from tests.e2e.helpers import (
     apply,
     condition,

@@ -3,7 +3,7 @@
 # FLUX_VERSION pins (its manifests/bases), into images the kind cluster loads:
 #   localhost/devserver/flux-source-controller:<version>
 #   localhost/devserver/flux-kustomize-controller:<version>
-#   localhost/devserver/flux-helm-controller:<version>   (DEVSERVER_FLUX_HELM=1 only)
+#   localhost/devserver/flux-helm-controller:<version>
 # and the Git server that the Flux scenario pushes to (Debian's git http-backend behind
 # lighttpd): localhost/devserver/git-http:bookworm.
 #
@@ -75,11 +75,8 @@ image() {  # NAME VERSION
 step "Flux ${FLUX_VERSION} controllers (Go modules, cached by version)" >&2
 image source-controller "${FLUX_SOURCE_CONTROLLER_VERSION}"
 image kustomize-controller "${FLUX_KUSTOMIZE_CONTROLLER_VERSION}"
-# helm-controller (for the chart through a HelmRelease) is not part of the e2e scenario yet:
-# built only on request, DEVSERVER_FLUX_HELM=1.
-if [[ -n "${DEVSERVER_FLUX_HELM:-}" ]]; then
-  image helm-controller "${FLUX_HELM_CONTROLLER_VERSION}"
-fi
+# The chart through a HelmRelease: Flux takes the operator over at the end of the e2e suite.
+image helm-controller "${FLUX_HELM_CONTROLLER_VERSION}"
 
 ensure_debian_image >&2
 GIT_IMAGE="localhost/devserver/git-http:bookworm"

@@ -1,6 +1,6 @@
-"""Flux on a kind cluster: source-controller and kustomize-controller from the images that
-``hack/kind/flux/build.sh`` builds from their Go modules, their CRDs from the same modules, and
-a Git server inside the cluster (git http-backend) that tests push to.
+"""Flux on a kind cluster: source-controller, kustomize-controller and helm-controller from the
+images that ``hack/kind/flux/build.sh`` builds from their Go modules, their CRDs from the same
+modules, and a Git server inside the cluster (git http-backend) that tests push to.
 
     flux = kind_flux.install(cluster, toolchain.images)
     with flux.git_remote() as remote:       # a port-forward to the Git server
@@ -8,7 +8,7 @@ a Git server inside the cluster (git http-backend) that tests push to.
 
 The controllers run with upstream's flags, minus leader election and the event address (no
 notification-controller), under a ServiceAccount bound to cluster-admin, as flux2 binds
-kustomize-controller (its cluster-reconciler binding).
+kustomize-controller and helm-controller (its cluster-reconciler binding).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ GIT_NAMESPACE: Final = "flux-git"
 GIT_SERVICE: Final = "git-server"
 GIT_REPOSITORY_PATH: Final = "/git/devserver.git"
 GIT_URL: Final = f"http://{GIT_SERVICE}.{GIT_NAMESPACE}.svc.cluster.local{GIT_REPOSITORY_PATH}"
-CONTROLLERS: Final = ("source-controller", "kustomize-controller")
+CONTROLLERS: Final = ("source-controller", "kustomize-controller", "helm-controller")
 ROLLOUT_SECONDS: Final = 300
 
 
@@ -45,7 +45,11 @@ def crd_dirs(versions_file: Path = binaries.VERSIONS_FILE) -> list[Path]:
         if line.startswith("FLUX_") and "=" in line
     )
     cache_bin = binaries.cache_root() / "bin"
-    keys = {"source-controller": "SOURCE", "kustomize-controller": "KUSTOMIZE"}
+    keys = {
+        "source-controller": "SOURCE",
+        "kustomize-controller": "KUSTOMIZE",
+        "helm-controller": "HELM",
+    }
     return [
         cache_bin / f"{name}-{values[f'FLUX_{key}_CONTROLLER_VERSION']}" / "crds"
         for name, key in keys.items()
@@ -92,6 +96,49 @@ _CONTAINER_SECURITY = """\
             allowPrivilegeEscalation: false
             readOnlyRootFilesystem: true
             capabilities: {drop: [ALL]}"""
+
+
+def _reconciler(name: str) -> str:
+    """kustomize-controller and helm-controller: the same flags, probes and mounts upstream."""
+    return f"""\
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}, namespace: {FLUX_NAMESPACE}}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      serviceAccountName: {name}
+{_RESTRICTED}
+      containers:
+        - name: manager
+          image: "@{name}@"
+          imagePullPolicy: Never
+          args:
+            - --watch-all-namespaces
+            - --log-level=info
+            - --log-encoding=json
+            - --enable-leader-election=false
+          env:
+            - name: RUNTIME_NAMESPACE
+              valueFrom: {{fieldRef: {{fieldPath: metadata.namespace}}}}
+          ports:
+            - {{containerPort: 9440, name: healthz}}
+          readinessProbe:
+            httpGet: {{port: healthz, path: /readyz}}
+          livenessProbe:
+            httpGet: {{port: healthz, path: /healthz}}
+{_CONTAINER_SECURITY}
+          volumeMounts:
+            - {{name: tmp, mountPath: /tmp}}
+      volumes:
+        - {{name: tmp, emptyDir: {{}}}}
+"""
+
+
 _FLUX = f"""\
 apiVersion: v1
 kind: Namespace
@@ -113,6 +160,10 @@ apiVersion: v1
 kind: ServiceAccount
 metadata: {{name: kustomize-controller, namespace: {FLUX_NAMESPACE}}}
 ---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: helm-controller, namespace: {FLUX_NAMESPACE}}}
+---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRoleBinding
 metadata: {{name: flux-e2e-cluster-reconciler}}
@@ -120,6 +171,7 @@ roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster
 subjects:
   - {{kind: ServiceAccount, name: source-controller, namespace: {FLUX_NAMESPACE}}}
   - {{kind: ServiceAccount, name: kustomize-controller, namespace: {FLUX_NAMESPACE}}}
+  - {{kind: ServiceAccount, name: helm-controller, namespace: {FLUX_NAMESPACE}}}
 ---
 apiVersion: v1
 kind: Service
@@ -169,42 +221,7 @@ spec:
       volumes:
         - {{name: data, emptyDir: {{}}}}
         - {{name: tmp, emptyDir: {{}}}}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: kustomize-controller, namespace: {FLUX_NAMESPACE}}}
-spec:
-  replicas: 1
-  selector: {{matchLabels: {{app: kustomize-controller}}}}
-  template:
-    metadata: {{labels: {{app: kustomize-controller}}}}
-    spec:
-      serviceAccountName: kustomize-controller
-{_RESTRICTED}
-      containers:
-        - name: manager
-          image: "@kustomize-controller@"
-          imagePullPolicy: Never
-          args:
-            - --watch-all-namespaces
-            - --log-level=info
-            - --log-encoding=json
-            - --enable-leader-election=false
-          env:
-            - name: RUNTIME_NAMESPACE
-              valueFrom: {{fieldRef: {{fieldPath: metadata.namespace}}}}
-          ports:
-            - {{containerPort: 9440, name: healthz}}
-          readinessProbe:
-            httpGet: {{port: healthz, path: /readyz}}
-          livenessProbe:
-            httpGet: {{port: healthz, path: /healthz}}
-{_CONTAINER_SECURITY}
-          volumeMounts:
-            - {{name: tmp, mountPath: /tmp}}
-      volumes:
-        - {{name: tmp, emptyDir: {{}}}}
----
+{_reconciler("kustomize-controller")}{_reconciler("helm-controller")}---
 apiVersion: v1
 kind: Service
 metadata: {{name: {GIT_SERVICE}, namespace: {GIT_NAMESPACE}}}
