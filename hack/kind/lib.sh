@@ -28,14 +28,13 @@ image_label() {
   docker image inspect --format '{{index .Config.Labels "devserver.inputs"}}' "$1" 2>/dev/null || true
 }
 
-contexts=()
-new_context() {
-  local context
-  context="$(mktemp -d "${TMPDIR:-/tmp}/devserver-image.XXXXXX")"
-  contexts+=("${context}")
-  echo "${context}"
-}
-cleanup_contexts() { [[ ${#contexts[@]} -eq 0 ]] || rm -rf "${contexts[@]}"; }
+# Callers take a context as "$(new_context)", a subshell, which cannot record it in a variable
+# of the script: every context is made inside one directory per script run instead, made here
+# in the script's own shell and removed with everything in it when the script exits. (An
+# array filled by new_context stayed empty, so each run leaked ~2 GB of contexts into /tmp.)
+contexts_root="$(mktemp -d "${TMPDIR:-/tmp}/devserver-image.XXXXXX")"
+new_context() { mktemp -d "${contexts_root}/context.XXXXXX"; }
+cleanup_contexts() { rm -rf "${contexts_root}"; }
 trap cleanup_contexts EXIT
 
 # build_image TAG CONTEXT [docker build arguments...]: builds unless the image carries the
