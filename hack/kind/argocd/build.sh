@@ -6,6 +6,7 @@
 #   localhost/devserver/redis:bookworm            Debian's redis-server, Argo CD's cache
 # The binary and the module's CRDs (manifests/crds) are cached in
 #   ${DEVSERVER_CACHE_DIR:-$HOME/.cache/devserver-operator}/bin/argocd-<ARGOCD_VERSION>-<source hash>/
+# (with the module's git and gpg wrapper scripts, which the repo server runs)
 # (the hash of go.mod, go.sum and main.go, as hack/controlplane/build.sh keys its GitOps
 # programs), so a warm run only checks image labels. Prints `image=<tag>` lines (kind.py loads
 # them). Argo CD needs Go >= 1.27: the go command fetches ARGOCD_GO_TOOLCHAIN as a module.
@@ -29,7 +30,7 @@ source_hash() {
 
 binary() {  # builds bin/argocd-<version>-<hash>/{argocd,crds/} unless present; prints the dir
   local target="${cache_bin}/argocd-${ARGOCD_VERSION}-$(source_hash)"
-  if [[ -x "${target}/argocd" && -d "${target}/crds" ]]; then
+  if [[ -x "${target}/argocd" && -d "${target}/crds" && -f "${target}/git-verify-wrapper.sh" ]]; then
     echo "    argocd ${ARGOCD_VERSION}: cached" >&2
     echo "${target}"
     return
@@ -44,13 +45,20 @@ binary() {  # builds bin/argocd-<version>-<hash>/{argocd,crds/} unless present; 
   echo "    argocd ${ARGOCD_VERSION}: go build (minutes on a cold cache)" >&2
   local work started=${SECONDS}
   work="$(new_context)"
-  (cd "${here}" && nice -n 10 go build -trimpath -ldflags "-s -w" -o "${work}/argocd" .)
+  # The version that Argo CD logs and reports ("v3.6.2+unknown": no commit, as with any build
+  # outside its release pipeline).
+  local ldflags="-s -w -X=github.com/argoproj/argo-cd/v3/common.version=${ARGOCD_VERSION#v}"
+  (cd "${here}" && nice -n 10 go build -trimpath -ldflags "${ldflags}" -o "${work}/argocd" .)
   echo "    argocd ${ARGOCD_VERSION}: built in $((SECONDS - started)) s" >&2
   local module
   module="$(cd "${here}" && go list -m -f '{{.Dir}}' github.com/argoproj/argo-cd/v3)"
   rm -rf "${target}.partial" && mkdir -p "${target}.partial/crds"
   # The scenario's kinds only (no ApplicationSet controller runs).
   cp "${module}"/manifests/crds/{application,appproject}-crd.yaml "${target}.partial/crds/"
+  # The repo server runs git-verify-wrapper.sh on every revision it renders and fails the
+  # manifest generation ("permission denied") when it cannot; upstream's image ships both
+  # wrappers from the module's hack/.
+  cp "${module}"/hack/{git-verify-wrapper,gpg-wrapper}.sh "${target}.partial/"
   chmod -R u+w "${target}.partial"
   mv "${work}/argocd" "${target}.partial/argocd"
   rm -rf "${target}" && mv "${target}.partial" "${target}"
@@ -64,7 +72,7 @@ kustomize="${cache_bin}/kustomize-${KUSTOMIZE_VERSION}/kustomize"
 ensure_debian_image >&2
 ARGOCD_IMAGE="localhost/devserver/argocd:${ARGOCD_VERSION}"
 context="$(new_context)"
-cp "${built}/argocd" "${kustomize}" "${context}/"
+cp "${built}/argocd" "${built}"/*-wrapper.sh "${kustomize}" "${context}/"
 build_image "${ARGOCD_IMAGE}" "${context}" -f "${here}/Dockerfile" \
   --build-arg "DEBIAN_IMAGE=${DEBIAN_IMAGE}" >&2
 echo "image=${ARGOCD_IMAGE}"

@@ -227,7 +227,9 @@ spec:
           image: "@argocd@"
           imagePullPolicy: Never
           command: [argocd-repo-server]
-          args: [--disable-tls, --redis, "argocd-redis:6379", --loglevel, info]
+          # --disable-tls refuses the default --client-ca-path (a mounted Secret's path in
+          # upstream's manifests), even when that file does not exist: emptied here.
+          args: [--disable-tls, --client-ca-path=, --redis, "argocd-redis:6379", --loglevel, info]
           env:
             # No GnuPG in the image, and no signed commits to verify.
             - {{name: ARGOCD_GPG_ENABLED, value: "false"}}
@@ -235,7 +237,7 @@ spec:
             - {{containerPort: 8081}}
             - {{containerPort: 8084, name: metrics}}
           readinessProbe:
-            httpGet: {{port: metrics, path: /healthz?full=true}}
+            httpGet: {{port: metrics, path: "/healthz?full=true"}}
             periodSeconds: 5
 {_CONTAINER_SECURITY}
           volumeMounts:
