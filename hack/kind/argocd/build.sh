@@ -4,9 +4,9 @@
 #                                                 here: upstream's cobra commands, no API
 #                                                 server, UI, Dex or notifications), git, kustomize
 #   localhost/devserver/redis:bookworm            Debian's redis-server, Argo CD's cache
-# The binary and the module's CRDs (manifests/crds) are cached in
+# The binary, the module's CRDs (manifests/crds) and its git and gpg wrapper scripts (which
+# the repo server runs) are cached in
 #   ${DEVSERVER_CACHE_DIR:-$HOME/.cache/devserver-operator}/bin/argocd-<ARGOCD_VERSION>-<source hash>/
-# (with the module's git and gpg wrapper scripts, which the repo server runs)
 # (the hash of go.mod, go.sum and main.go, as hack/controlplane/build.sh keys its GitOps
 # programs), so a warm run only checks image labels. Prints `image=<tag>` lines (kind.py loads
 # them). Argo CD needs Go >= 1.27: the go command fetches ARGOCD_GO_TOOLCHAIN as a module.
