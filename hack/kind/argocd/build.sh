@@ -29,7 +29,8 @@ source_hash() {
 }
 
 binary() {  # builds bin/argocd-<version>-<hash>/{argocd,crds/} unless present; prints the dir
-  local target="${cache_bin}/argocd-${ARGOCD_VERSION}-$(source_hash)"
+  local target
+  target="${cache_bin}/argocd-${ARGOCD_VERSION}-$(source_hash)"
   if [[ -x "${target}/argocd" && -d "${target}/crds" && -f "${target}/git-verify-wrapper.sh" ]]; then
     echo "    argocd ${ARGOCD_VERSION}: cached" >&2
     echo "${target}"
