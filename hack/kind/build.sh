@@ -8,7 +8,9 @@
 #   4. the project's images (hack/kind/images.sh): the operator from the Dockerfile, the stdio
 #      bridge, and the MCP server images the e2e suite and the demo run;
 #   5. Flux's controllers from their Go modules and a Git server (hack/kind/flux/build.sh),
-#      for the e2e suite's Flux scenario.
+#      for the e2e suite's Flux scenario;
+#   6. Argo CD's application controller and repo server from the argo-cd module, and Redis
+#      (hack/kind/argocd/build.sh), for the e2e suite's Argo CD scenario.
 # Idempotent: an image is rebuilt only when the hash of its inputs changed (the label
 # devserver.inputs); Go binaries are cached by version under ~/.cache/devserver-operator.
 # Prints, last, `node-image=<tag>` for the callers (kind_cluster.py, hack/demo.sh).
@@ -29,7 +31,9 @@ bash "${here}/dockerd.sh"
 if [[ -n "${DEVSERVER_KIND_NODE_IMAGE:-}" ]]; then
   step "kind and kubectl (Go modules); node image ${DEVSERVER_KIND_NODE_IMAGE}"
   bash "${repo}/hack/controlplane/build.sh" kind kubectl >/dev/null
-  [[ "${1:-}" == "--node-only" ]] || { bash "${here}/images.sh" && bash "${here}/flux/build.sh"; }
+  [[ "${1:-}" == "--node-only" ]] || {
+    bash "${here}/images.sh" && bash "${here}/flux/build.sh" && bash "${here}/argocd/build.sh"
+  }
   echo "node-image=${DEVSERVER_KIND_NODE_IMAGE}"
   exit 0
 fi
@@ -119,5 +123,6 @@ fi
 if [[ "${1:-}" != "--node-only" ]]; then
   bash "${here}/images.sh"
   bash "${here}/flux/build.sh"
+  bash "${here}/argocd/build.sh"
 fi
 echo "node-image=${NODE_IMAGE}"

@@ -23,6 +23,14 @@ import pytest
 
 from devserver_operator.localcluster import kind_stack
 from devserver_operator.localcluster.kind import KindCluster
+from tests.e2e.argocd import (  # noqa: F401 - collected as tests of this module
+    argocd_broken,
+    argocd_delivery,
+    argocd_repository,
+    test_argocd_health_of_each_mcpserver_follows_the_operator,
+    test_argocd_sees_no_difference_between_git_and_the_cluster,
+    test_argocd_shows_the_operators_message_for_a_url_that_is_not_mcp,
+)
 from tests.e2e.conftest import DEMO, OPERATOR_NAMESPACE
 from tests.e2e.flux import (  # noqa: F401 - collected as tests of this module
     flux_delivery,
