@@ -7,12 +7,8 @@
 # Not part of the kind e2e suite.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "${here}/../.." && pwd)"
-kind="${repo}/hack/kind"
-# shellcheck source=../controlplane/versions.env
-source "${repo}/hack/controlplane/versions.env"
 # shellcheck source=../kind/lib.sh
-source "${kind}/lib.sh"
+source "${here}/../kind/lib.sh"
 
 CONSOLE_IMAGE="${DEVSERVER_CONSOLE_IMAGE:-ghcr.io/ecospherenetwork/devserver-console:dev}"
 PYTHON_IMAGE="localhost/devserver/python:3.11-bookworm"
@@ -21,7 +17,7 @@ if [[ -n "${DEVSERVER_OFFICIAL_BASE_IMAGES:-}" ]]; then
 else
   ensure_debian_image
   step "Python base (stand-in for python:3.11-slim-bookworm)"
-  build_image "${PYTHON_IMAGE}" "$(new_context)" -f "${kind}/images/python/Dockerfile" \
+  build_image "${PYTHON_IMAGE}" "$(new_context)" -f "${kind_dir}/images/python/Dockerfile" \
     --build-arg "DEBIAN_IMAGE=${DEBIAN_IMAGE}"
 fi
 

@@ -20,9 +20,6 @@
 # runners, with an image registry): then only kind and kubectl are built here.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "${here}/../.." && pwd)"
-# shellcheck source=../controlplane/versions.env
-source "${repo}/hack/controlplane/versions.env"
 # shellcheck source=lib.sh
 source "${here}/lib.sh"
 

@@ -4,7 +4,6 @@
 # Exits non-zero, with the reason, when the engine cannot start; callers skip kind then.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-KUBERNETES_VERSION=unused
 # shellcheck source=lib.sh
 source "${here}/lib.sh"
 

@@ -19,9 +19,6 @@
 #                                                      tools of an mcp.json (docs/workflowintegration.md)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "${here}/../.." && pwd)"
-# shellcheck source=../controlplane/versions.env
-source "${repo}/hack/controlplane/versions.env"
 # shellcheck source=lib.sh
 source "${here}/lib.sh"
 

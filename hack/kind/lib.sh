@@ -1,5 +1,10 @@
-# Shared by hack/kind/*.sh (sourced): image names, the cache, and a content-addressed build.
+# Shared by hack/kind/*.sh (sourced): the repository's paths and pins (kind_dir, repo and
+# hack/controlplane/versions.env), image names, the cache, and a content-addressed build.
 # shellcheck shell=bash
+kind_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "${kind_dir}/../.." && pwd)"
+# shellcheck source=../controlplane/versions.env
+source "${repo}/hack/controlplane/versions.env"
 cache_dir="${DEVSERVER_CACHE_DIR:-${HOME}/.cache/devserver-operator}"
 cache_bin="${cache_dir}/bin"
 DEBIAN_IMAGE="localhost/devserver/debian:bookworm"

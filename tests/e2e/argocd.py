@@ -22,12 +22,9 @@ run as part of ``test_kind.py``, which imports them. Alone: ``pytest tests/e2e/t
 from __future__ import annotations
 
 import itertools
-import os
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,7 +32,7 @@ import pytest
 from devserver_operator.localcluster import kind_argocd
 from devserver_operator.localcluster.kind import KindCluster, KindToolchain
 from tests.e2e import flux
-from tests.e2e.helpers import apply, condition, get, get_or_none, is_ready, wait_until
+from tests.e2e.helpers import GitWorkTree, apply, condition, get, get_or_none, is_ready, wait_until
 
 ARGOCD = kind_argocd.NAMESPACE
 DEMO = "argocd-demo"
@@ -106,52 +103,21 @@ SECOND_COMMIT = {
 }
 
 
-@dataclass
-class ArgoRepository:
-    """A clone on the host of the in-cluster repository; commits are pushed through a
-    port-forward."""
-
-    argocd: kind_argocd.KindArgoCD
-    work_tree: Path
-
-    def git(self, *args: str) -> str:
-        return subprocess.run(
-            ["git", "-C", str(self.work_tree), *args],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-            env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
-        ).stdout.strip()
-
-    def push(self, files: dict[str, str], message: str) -> str:
-        for name, text in files.items():
-            (self.work_tree / name).parent.mkdir(parents=True, exist_ok=True)
-            (self.work_tree / name).write_text(text, encoding="utf-8")
-        self.git("add", "--all")
-        self.git("commit", "--quiet", "-m", message)
-        with self.argocd.git_remote() as remote:
-            self.git("push", "--quiet", remote, "HEAD:main")
-        return self.git("rev-parse", "HEAD")
-
-
 @pytest.fixture(scope="session")
 def argocd_repository(
     e2e_cluster: KindCluster,
     kind_toolchain: KindToolchain,
     installed_chart: str,
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[ArgoRepository]:
+) -> Iterator[GitWorkTree]:
     """Argo CD installed, the first commit pushed; the Applications are deleted at the end
     (with their resources: the finalizer), so the rest of the suite sees no broken server."""
     started = time.monotonic()
     argocd = kind_argocd.install(e2e_cluster, kind_toolchain.images)
     print(f"Argo CD installed and rolled out in {time.monotonic() - started:.0f} s")
     argocd.init_repository()
-    repository = ArgoRepository(argocd, tmp_path_factory.mktemp("argocd-repository"))
-    repository.git("init", "--quiet", "-b", "main")
-    repository.git("config", "user.email", "e2e@devserver.invalid")
-    repository.git("config", "user.name", "devserver e2e")
+    repository = GitWorkTree(tmp_path_factory.mktemp("argocd-repository"), argocd.git_remote)
+    repository.init()
     repository.push(FIRST_COMMIT, "MCP servers, and one that is a web page")
     try:
         yield repository
@@ -210,7 +176,7 @@ class HealthTrail:
 
 
 @pytest.fixture(scope="session")
-def argocd_delivery(e2e_cluster: KindCluster, argocd_repository: ArgoRepository) -> HealthTrail:
+def argocd_delivery(e2e_cluster: KindCluster, argocd_repository: GitWorkTree) -> HealthTrail:
     """The Application of mcp/, followed until Argo CD reports every MCPServer Healthy."""
     trail = HealthTrail()
     started = time.monotonic()
@@ -268,7 +234,7 @@ def test_argocd_health_of_each_mcpserver_follows_the_operator(
 
 
 @pytest.fixture(scope="session")
-def argocd_broken(e2e_cluster: KindCluster, argocd_repository: ArgoRepository) -> float:
+def argocd_broken(e2e_cluster: KindCluster, argocd_repository: GitWorkTree) -> float:
     """The Application of broken/, created; returns when it was created (monotonic)."""
     started = time.monotonic()
     apply(e2e_cluster, application(BROKEN_APP, "broken", BROKEN))

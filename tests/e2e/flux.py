@@ -17,13 +17,10 @@ as part of ``test_kind.py``, which imports them. Alone: ``pytest tests/e2e/test_
 
 from __future__ import annotations
 
-import os
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,6 +28,7 @@ import pytest
 from devserver_operator.localcluster import kind_flux
 from devserver_operator.localcluster.kind import KindCluster, KindToolchain
 from tests.e2e.helpers import (
+    GitWorkTree,
     apply,
     condition,
     get,
@@ -184,35 +182,17 @@ FIRST_COMMIT = {
 
 
 @dataclass
-class FluxRepository:
-    """A clone on the host of the in-cluster repository; commits are pushed through a
-    port-forward, and Flux is asked to fetch at once (``reconcile.fluxcd.io/requestedAt``)."""
+class FluxRepository(GitWorkTree):
+    """The repository of the Flux scenario; after each push Flux is asked to fetch at once
+    (``reconcile.fluxcd.io/requestedAt``)."""
 
-    flux: kind_flux.KindFlux
-    work_tree: Path
+    cluster: KindCluster
     commits: list[str] = field(default_factory=list)
 
-    def git(self, *args: str) -> str:
-        return subprocess.run(
-            ["git", "-C", str(self.work_tree), *args],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-            env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
-        ).stdout.strip()
-
     def push(self, files: dict[str, str], message: str) -> str:
-        for name, text in files.items():
-            (self.work_tree / name).parent.mkdir(parents=True, exist_ok=True)
-            (self.work_tree / name).write_text(text, encoding="utf-8")
-        self.git("add", "--all")
-        self.git("commit", "--quiet", "-m", message)
-        with self.flux.git_remote() as remote:
-            self.git("push", "--quiet", remote, "HEAD:main")
-        commit = self.git("rev-parse", "HEAD")
+        commit = super().push(files, message)
         self.commits.append(commit)
-        self.flux.cluster.kubectl(
+        self.cluster.kubectl(
             "annotate", "--overwrite", "-n", FLUX, "gitrepository/devserver-e2e",
             f"reconcile.fluxcd.io/requestedAt={datetime.now(UTC).isoformat()}",
         )  # fmt: skip
@@ -228,10 +208,10 @@ def flux_repository(
 ) -> Iterator[FluxRepository]:
     """Flux and the Git server installed, the first commit pushed, the GitRepository at it."""
     flux = kind_flux.install(e2e_cluster, kind_toolchain.images)
-    repository = FluxRepository(flux, tmp_path_factory.mktemp("flux-repository"))
-    repository.git("init", "--quiet", "-b", "main")
-    repository.git("config", "user.email", "e2e@devserver.invalid")
-    repository.git("config", "user.name", "devserver e2e")
+    repository = FluxRepository(
+        tmp_path_factory.mktemp("flux-repository"), flux.git_remote, e2e_cluster
+    )
+    repository.init()
     apply(e2e_cluster, GIT_REPOSITORY)
     first = repository.push(FIRST_COMMIT, "MCP servers, and one that is a web page")
     wait_until(

@@ -14,12 +14,8 @@
 # 161 s wall, 101 s CPU at load 7 on 2 cores (docs/testing.md).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-kind_dir="$(cd "${here}/.." && pwd)"
-repo="$(cd "${kind_dir}/../.." && pwd)"
-# shellcheck source=../../controlplane/versions.env
-source "${repo}/hack/controlplane/versions.env"
 # shellcheck source=../lib.sh
-source "${kind_dir}/lib.sh"
+source "${here}/../lib.sh"
 export CGO_ENABLED=0 GOTOOLCHAIN="${ARGOCD_GO_TOOLCHAIN}"
 
 source_hash() {

@@ -14,12 +14,8 @@
 # and a warm run only checks image labels. Prints `image=<tag>` lines (kind.py loads them).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-kind_dir="$(cd "${here}/.." && pwd)"
-repo="$(cd "${kind_dir}/../.." && pwd)"
-# shellcheck source=../../controlplane/versions.env
-source "${repo}/hack/controlplane/versions.env"
 # shellcheck source=../lib.sh
-source "${kind_dir}/lib.sh"
+source "${here}/../lib.sh"
 export CGO_ENABLED=0
 
 module_dir() {  # MODULE@VERSION

@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from devserver_operator.localcluster import binaries, kind_flux
+from devserver_operator.localcluster import binaries, kind_flux, podsecurity
 from devserver_operator.localcluster.kind import KindCluster
 
 NAMESPACE: Final = "argocd"
@@ -69,13 +68,9 @@ class KindArgoCD:
             f"git init -q --bare -b main /srv{GIT_REPOSITORY_PATH}",
         )  # fmt: skip
 
-    @contextlib.contextmanager
-    def git_remote(self) -> Iterator[str]:
+    def git_remote(self) -> contextlib.AbstractContextManager[str]:
         """The repository's URL from the host, while a port-forward lasts."""
-        with self.cluster.port_forward(
-            kind_flux.GIT_NAMESPACE, f"service/{kind_flux.GIT_SERVICE}", 80
-        ) as port:
-            yield f"http://127.0.0.1:{port}{GIT_REPOSITORY_PATH}"
+        return kind_flux.KindFlux(self.cluster).git_remote(GIT_REPOSITORY_PATH)
 
 
 def install(cluster: KindCluster, images: tuple[str, ...]) -> KindArgoCD:
@@ -109,17 +104,6 @@ def install(cluster: KindCluster, images: tuple[str, ...]) -> KindArgoCD:
     return KindArgoCD(cluster)
 
 
-_RESTRICTED = """\
-      securityContext:
-        runAsNonRoot: true
-        runAsUser: 999
-        runAsGroup: 999
-        seccompProfile: {type: RuntimeDefault}"""
-_CONTAINER_SECURITY = """\
-          securityContext:
-            allowPrivilegeEscalation: false
-            readOnlyRootFilesystem: true
-            capabilities: {drop: [ALL]}"""
 _ARGOCD = f"""\
 apiVersion: v1
 kind: Namespace
@@ -193,7 +177,7 @@ spec:
     metadata: {{labels: {{app: argocd-redis}}}}
     spec:
       serviceAccountName: argocd-redis
-{_RESTRICTED}
+{podsecurity.pod(999)}
       containers:
         - name: redis
           image: "@redis@"
@@ -201,7 +185,7 @@ spec:
           ports: [{{containerPort: 6379}}]
           readinessProbe:
             tcpSocket: {{port: 6379}}
-{_CONTAINER_SECURITY}
+{podsecurity.CONTAINER}
 ---
 apiVersion: v1
 kind: Service
@@ -221,7 +205,7 @@ spec:
     spec:
       serviceAccountName: argocd-repo-server
       automountServiceAccountToken: false
-{_RESTRICTED}
+{podsecurity.pod(999)}
       containers:
         - name: repo-server
           image: "@argocd@"
@@ -239,7 +223,7 @@ spec:
           readinessProbe:
             httpGet: {{port: metrics, path: "/healthz?full=true"}}
             periodSeconds: 5
-{_CONTAINER_SECURITY}
+{podsecurity.CONTAINER}
           volumeMounts:
             - {{name: tmp, mountPath: /tmp}}
             - {{name: home, mountPath: /home/argocd}}
@@ -268,7 +252,7 @@ spec:
     metadata: {{labels: {{app: argocd-application-controller}}}}
     spec:
       serviceAccountName: argocd-application-controller
-{_RESTRICTED}
+{podsecurity.pod(999)}
       containers:
         - name: application-controller
           image: "@argocd@"
@@ -289,7 +273,7 @@ spec:
           readinessProbe:
             httpGet: {{port: metrics, path: /healthz}}
             periodSeconds: 5
-{_CONTAINER_SECURITY}
+{podsecurity.CONTAINER}
           volumeMounts:
             - {{name: tmp, mountPath: /tmp}}
             - {{name: home, mountPath: /home/argocd}}

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from devserver_operator.localcluster import binaries
+from devserver_operator.localcluster import binaries, podsecurity
 from devserver_operator.localcluster.kind import KindCluster
 
 FLUX_NAMESPACE: Final = "flux-system"
@@ -61,10 +61,11 @@ class KindFlux:
     cluster: KindCluster
 
     @contextlib.contextmanager
-    def git_remote(self) -> Iterator[str]:
-        """The in-cluster repository's URL from the host, while a port-forward lasts."""
+    def git_remote(self, repository_path: str = GIT_REPOSITORY_PATH) -> Iterator[str]:
+        """The URL of a repository on the in-cluster Git server (by default Flux's) from the
+        host, while a port-forward lasts."""
         with self.cluster.port_forward(GIT_NAMESPACE, f"service/{GIT_SERVICE}", 80) as port:
-            yield f"http://127.0.0.1:{port}{GIT_REPOSITORY_PATH}"
+            yield f"http://127.0.0.1:{port}{repository_path}"
 
 
 def install(cluster: KindCluster, images: tuple[str, ...]) -> KindFlux:
@@ -87,17 +88,6 @@ def install(cluster: KindCluster, images: tuple[str, ...]) -> KindFlux:
     return KindFlux(cluster)
 
 
-_RESTRICTED = """\
-      securityContext:
-        runAsNonRoot: true
-        seccompProfile: {type: RuntimeDefault}"""
-_CONTAINER_SECURITY = """\
-          securityContext:
-            allowPrivilegeEscalation: false
-            readOnlyRootFilesystem: true
-            capabilities: {drop: [ALL]}"""
-
-
 def _reconciler(name: str) -> str:
     """kustomize-controller and helm-controller: the same flags, probes and mounts upstream."""
     return f"""\
@@ -112,7 +102,7 @@ spec:
     metadata: {{labels: {{app: {name}}}}}
     spec:
       serviceAccountName: {name}
-{_RESTRICTED}
+{podsecurity.pod()}
       containers:
         - name: manager
           image: "@{name}@"
@@ -131,7 +121,7 @@ spec:
             httpGet: {{port: healthz, path: /readyz}}
           livenessProbe:
             httpGet: {{port: healthz, path: /healthz}}
-{_CONTAINER_SECURITY}
+{podsecurity.CONTAINER}
           volumeMounts:
             - {{name: tmp, mountPath: /tmp}}
       volumes:
@@ -191,7 +181,7 @@ spec:
     metadata: {{labels: {{app: source-controller}}}}
     spec:
       serviceAccountName: source-controller
-{_RESTRICTED}
+{podsecurity.pod()}
       containers:
         - name: manager
           image: "@source-controller@"
@@ -214,7 +204,7 @@ spec:
             httpGet: {{port: http, path: /}}
           livenessProbe:
             httpGet: {{port: healthz, path: /healthz}}
-{_CONTAINER_SECURITY}
+{podsecurity.CONTAINER}
           volumeMounts:
             - {{name: data, mountPath: /data}}
             - {{name: tmp, mountPath: /tmp}}
@@ -238,7 +228,7 @@ spec:
   template:
     metadata: {{labels: {{app: {GIT_SERVICE}}}}}
     spec:
-{_RESTRICTED}
+{podsecurity.pod()}
       containers:
         - name: git
           image: "@git-http@"
@@ -246,7 +236,7 @@ spec:
           ports: [{{containerPort: 8080}}]
           readinessProbe:
             tcpSocket: {{port: 8080}}
-{_CONTAINER_SECURITY}
+{podsecurity.CONTAINER}
           volumeMounts:
             - {{name: repositories, mountPath: /srv/git}}
             - {{name: tmp, mountPath: /tmp}}
