@@ -450,16 +450,31 @@ async def test_deleting_the_teamaccess_removes_the_binding_by_the_operator_itsel
 ) -> None:
     await kube.create(teamaccess("temp", namespace, "viewer", [user("eve")]))
     await wait_binding(kube, "temp", namespace)
-    cursor = AuditCursor.at_end(control_plane.local.audit_log_path)
-    await kube.delete(API_VERSION, "TeamAccess", "temp", namespace)
+    # Garbage collection races the operator for the binding: when it wins, the operator sees
+    # nothing left to delete. A finalizer of the test's keeps the binding (terminating) until
+    # the operator has had its turn, so the operator's own delete is observed every run.
+    name = binding_name("temp")
+    path = f"/namespaces/{namespace}/rolebindings/{name}"
+
+    async def set_finalizers(finalizers: list[str] | None) -> None:
+        patch = {"metadata": {"finalizers": finalizers}}
+        await kube.merge_patch(RBAC_V1, "RoleBinding", name, namespace, patch)
+
+    async def deleted_by_the_operator() -> bool:
+        requests = cursor.requests(OPERATOR_IDENTITY)
+        return any(verb == "delete" and path in uri for verb, uri in requests)
+
+    await set_finalizers(["tests.devserver.ecosphere.network/hold"])
+    try:
+        cursor = AuditCursor.at_end(control_plane.local.audit_log_path)
+        await kube.delete(API_VERSION, "TeamAccess", "temp", namespace)
+        await wait_for(deleted_by_the_operator, seconds=20, what="the operator's delete")
+    finally:
+        await set_finalizers(None)
     await wait_no_binding(kube, "temp", namespace)
     assert not await may(
         kube, "eve", "list", "mcpservers", group="devserver.ecosphere.network", namespace=namespace
     )
-    # Not only garbage collection: the operator deletes it as soon as it sees the deletion.
-    path = f"/namespaces/{namespace}/rolebindings/{binding_name('temp')}"
-    deletes = [u for v, u in cursor.requests(OPERATOR_IDENTITY) if v == "delete" and path in u]
-    assert deletes
 
 
 async def test_an_expiry_in_the_past_never_creates_a_binding(
