@@ -460,13 +460,14 @@ async def test_deleting_the_teamaccess_removes_the_binding_by_the_operator_itsel
         patch = {"metadata": {"finalizers": finalizers}}
         await kube.merge_patch(RBAC_V1, "RoleBinding", name, namespace, patch)
 
+    await set_finalizers(["tests.devserver.ecosphere.network/hold"])
+    cursor = AuditCursor.at_end(control_plane.local.audit_log_path)
+
     async def deleted_by_the_operator() -> bool:
         requests = cursor.requests(OPERATOR_IDENTITY)
         return any(verb == "delete" and path in uri for verb, uri in requests)
 
-    await set_finalizers(["tests.devserver.ecosphere.network/hold"])
     try:
-        cursor = AuditCursor.at_end(control_plane.local.audit_log_path)
         await kube.delete(API_VERSION, "TeamAccess", "temp", namespace)
         await wait_for(deleted_by_the_operator, seconds=20, what="the operator's delete")
     finally:
