@@ -56,6 +56,7 @@ from bench.common import (
     stop_process,
 )
 from devserver_operator.kube.client import Credentials, KubeClient
+from devserver_operator.localcluster.audit import read_audit_events
 
 NAMESPACE = "bench"
 API_VERSION = "devserver.ecosphere.network/v1alpha1"
@@ -85,13 +86,9 @@ class Progress:
     all_statuses: float | None = None
 
     def poll(self, audit_log: Path) -> None:
-        with audit_log.open("rb") as log:
-            log.seek(self.offset)
-            data = log.read()
-        complete = data[: data.rfind(b"\n") + 1]
-        self.offset += len(complete)
-        for line in complete.splitlines():
-            self._seen(json.loads(line))
+        events, self.offset = read_audit_events(audit_log, self.offset)
+        for event in events:
+            self._seen(event)
 
     def _seen(self, event: dict[str, Any]) -> None:
         ref = event.get("objectRef") or {}

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (
     OPERATOR_USER,
+    audit_requests,
     control_plane,
     http_client,
     install_crds,
     machine,
+    request_kind,
     running_operator,
     summary,
 )
@@ -120,25 +122,13 @@ def _server(name: str, spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _operator_writes(audit_log: Path, start: int) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    with audit_log.open() as log:
-        log.seek(start)
-        for line in log:
-            event = json.loads(line)
-            if (
-                event.get("stage") != "ResponseComplete"
-                or event["user"]["username"] != OPERATOR_USER
-            ):
-                continue
-            if (
-                event["verb"] in ("create", "update", "patch", "delete")
-                and "/namespaces/bench/" in event["requestURI"]
-            ):
-                resource = event.get("objectRef", {}).get("resource", "?")
-                sub = event.get("objectRef", {}).get("subresource")
-                key = f"{event['verb']} {resource}{'/' + sub if sub else ''}"
-                counts[key] = counts.get(key, 0) + 1
-    return counts
+    kinds = (
+        request_kind(event)
+        for event in audit_requests(audit_log, start, OPERATOR_USER)
+        if event["verb"] in ("create", "update", "patch", "delete")
+        and "/namespaces/bench/" in event["requestURI"]
+    )
+    return dict(Counter(kinds))
 
 
 def main() -> int:

@@ -41,6 +41,7 @@ from pydantic import ValidationError
 
 from devserver_operator.api import API_VERSION, KINDS_BY_NAME
 from devserver_operator.localcluster import LocalControlPlane
+from devserver_operator.localcluster.audit import WRITE_VERBS, read_audit_events
 from tests.integration.conftest import ControlPlaneAccess
 from tests.reliability.fuzz_strategies import (
     CANARY_KEYS,
@@ -51,7 +52,6 @@ from tests.reliability.fuzz_strategies import (
     specs,
 )
 from tests.reliability.harness import OperatorProcess, identity
-from tests.support.audit import WRITE_VERBS
 from tests.support.schemas import crd_schema
 
 EXAMPLES = int(os.environ.get("DEVSERVER_FUZZ_EXAMPLES", "2000"))
@@ -452,24 +452,18 @@ def test_the_operator_never_loops(
 
 def _writes_since(audit_log: Path, offset: int) -> list[tuple[str, str]]:
     """(object path, verb and response code) of each write by the operator, Events aside."""
-    found: list[tuple[str, str]] = []
-    with audit_log.open() as log:
-        log.seek(offset)
-        for line in log:
-            if not line.endswith("\n"):
-                break  # still being written by the API server
-            event = json.loads(line)
-            if (
-                event.get("stage") != "ResponseComplete"
-                or event.get("user", {}).get("username") != OPERATOR_USER
-                or event["verb"] not in WRITE_VERBS
-                or "/events" in event["requestURI"]
-            ):
-                continue
-            path = event["requestURI"].split("?", 1)[0].removesuffix("/status")
-            code = event.get("responseStatus", {}).get("code")
-            found.append((path, f"{event['verb']} {code}"))
-    return found
+    events, _ = read_audit_events(audit_log, offset)
+    return [
+        (
+            event["requestURI"].split("?", 1)[0].removesuffix("/status"),
+            f"{event['verb']} {event.get('responseStatus', {}).get('code')}",
+        )
+        for event in events
+        if event.get("stage") == "ResponseComplete"
+        and event.get("user", {}).get("username") == OPERATOR_USER
+        and event["verb"] in WRITE_VERBS
+        and "/events" not in event["requestURI"]
+    ]
 
 
 def test_the_operator_never_crashes(fuzzed: Fuzzed) -> None:

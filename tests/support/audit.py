@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
+from devserver_operator.localcluster.audit import WRITE_VERBS, read_audit_events
+
 OPERATOR_USER = "devserver-operator-test"
 
 
@@ -23,19 +23,13 @@ class AuditCursor:
 
     def requests(self, user: str = OPERATOR_USER) -> list[tuple[str, str]]:
         """(verb, requestURI) of every request by ``user`` since the cursor was placed."""
-        found: list[tuple[str, str]] = []
-        with self.path.open() as log:
-            log.seek(self.offset)
-            for line in log:
-                if not line.endswith("\n"):
-                    break  # the API server is still writing this one: it counts next time
-                event = json.loads(line)
-                if event.get("stage") != "ResponseComplete":
-                    continue
-                if event.get("user", {}).get("username") != user:
-                    continue
-                found.append((event["verb"], event["requestURI"]))
-        return found
+        events, _ = read_audit_events(self.path, self.offset)
+        return [
+            (event["verb"], event["requestURI"])
+            for event in events
+            if event.get("stage") == "ResponseComplete"
+            and event.get("user", {}).get("username") == user
+        ]
 
     def writes(self, user: str = OPERATOR_USER) -> list[tuple[str, str]]:
         return [(verb, uri) for verb, uri in self.requests(user) if verb in WRITE_VERBS]
