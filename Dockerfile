@@ -5,7 +5,7 @@
 #   --secret id=ca-certificates,src=/etc/ssl/certs/ca-certificates.crt   (hack/kind/images.sh does)
 
 # The base image, pinned by tag and by the digest of its multi-architecture index. Dependabot
-# (.github/dependabot.yml, docker) keeps this line current. PYTHON_IMAGE names the stage both
+# (.github/dependabot.yml, docker) keeps this line current. PYTHON_IMAGE names the stage the
 # stages below start from: this one by default; hack/kind/images.sh passes a locally built
 # stand-in (--build-arg PYTHON_IMAGE=localhost/devserver/python:3.11-bookworm), and BuildKit then
 # never pulls the official image.
@@ -48,15 +48,13 @@ RUN --mount=type=secret,id=ca-certificates,target=/run/secrets/ca.crt \
       --python /usr/local/bin/python3.11 \
     && test -f /opt/venv/lib/python3.11/site-packages/devserver_operator/console/ui/index.html
 
-# -- console: `docker build --target console` (docs/console.md); the operator stays lean -----
-FROM ${PYTHON_IMAGE} AS console
+# -- runtime-base: what the operator and console images share: labels, environment, user ----
+# No compilers, no package caches: each image copies in its venv and nothing else.
+FROM ${PYTHON_IMAGE} AS runtime-base
 ARG VERSION=0.1.0
 ARG REVISION=unknown
-LABEL org.opencontainers.image.title="devserver-console" \
-      org.opencontainers.image.description="Web console and REST API of devserver-operator: every request runs as its user" \
-      org.opencontainers.image.source="https://github.com/ecospherenetwork/devserver-operator" \
+LABEL org.opencontainers.image.source="https://github.com/ecospherenetwork/devserver-operator" \
       org.opencontainers.image.url="https://github.com/ecospherenetwork/devserver-operator" \
-      org.opencontainers.image.documentation="https://github.com/ecospherenetwork/devserver-operator/blob/main/docs/console.md" \
       org.opencontainers.image.vendor="EcoSphere Network" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.version="${VERSION}" \
@@ -65,32 +63,25 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     HOME=/tmp
-COPY --from=build-console /opt/venv /opt/venv
+# A numeric UID, so that Kubernetes can check runAsNonRoot without resolving a name.
 USER 10001:10001
+
+# -- console: `docker build --target console` (docs/console.md); the operator stays lean -----
+FROM runtime-base AS console
+LABEL org.opencontainers.image.title="devserver-console" \
+      org.opencontainers.image.description="Web console and REST API of devserver-operator: every request runs as its user" \
+      org.opencontainers.image.documentation="https://github.com/ecospherenetwork/devserver-operator/blob/main/docs/console.md"
+COPY --from=build-console /opt/venv /opt/venv
 EXPOSE 8080
 # The chart passes `console --host 0.0.0.0 --port N` as arguments.
 ENTRYPOINT ["devserver-operator"]
 CMD ["console", "--host", "0.0.0.0"]
 
-# -- runtime: the venv on the same Python, no compilers, no package caches ----------------
-FROM ${PYTHON_IMAGE}
-ARG VERSION=0.1.0
-ARG REVISION=unknown
+# -- the operator, the default target ----------------------------------------------------
+FROM runtime-base
 LABEL org.opencontainers.image.title="devserver-operator" \
       org.opencontainers.image.description="Kubernetes operator for MCP servers, n8n workflows, OpenHands, alerts and team access" \
-      org.opencontainers.image.source="https://github.com/ecospherenetwork/devserver-operator" \
-      org.opencontainers.image.url="https://github.com/ecospherenetwork/devserver-operator" \
-      org.opencontainers.image.documentation="https://github.com/ecospherenetwork/devserver-operator/blob/main/docs/operations.md" \
-      org.opencontainers.image.vendor="EcoSphere Network" \
-      org.opencontainers.image.licenses="Apache-2.0" \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.revision="${REVISION}"
-ENV PATH=/opt/venv/bin:$PATH \
-    PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1 \
-    HOME=/tmp
+      org.opencontainers.image.documentation="https://github.com/ecospherenetwork/devserver-operator/blob/main/docs/operations.md"
 COPY --from=build /opt/venv /opt/venv
-# A numeric UID, so that Kubernetes can check runAsNonRoot without resolving a name.
-USER 10001:10001
 EXPOSE 8080 8081
 ENTRYPOINT ["devserver-operator", "run"]

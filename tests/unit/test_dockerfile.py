@@ -37,6 +37,21 @@ def stages() -> list[list[tuple[str, str]]]:
     return result
 
 
+def image(stage: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The instructions that make up a stage's image: those of the stages of this file it
+    starts from, then its own."""
+    parent = stage[0][1].split()[0]
+    for earlier in stages():
+        if earlier is not stage and earlier[0][1].endswith(f" AS {parent}"):
+            return image(earlier) + stage
+    return stage
+
+
+def named_stage(name: str) -> list[tuple[str, str]]:
+    (stage,) = [stage for stage in stages() if stage[0][1].endswith(f" AS {name}")]
+    return stage
+
+
 def test_hadolint_finds_nothing() -> None:
     result = subprocess.run(
         ["bash", str(REPO / "hack" / "hadolint.sh")],
@@ -90,11 +105,17 @@ def test_dependencies_come_from_the_lock_file() -> None:
     assert any("--no-editable" in s for s in syncs)
 
 
-def test_final_stage_has_no_compilers_caches_or_root() -> None:
-    final = stages()[-1]
+@pytest.mark.parametrize(
+    "stage", [stages()[-1], named_stage("console")], ids=["operator", "console"]
+)
+def test_runtime_images_have_no_compilers_caches_or_root(stage: list[tuple[str, str]]) -> None:
+    final = image(stage)
     assert not [rest for keyword, rest in final if keyword == "RUN"], "nothing is installed"
     copies = [rest for keyword, rest in final if keyword == "COPY"]
-    assert copies == ["--from=build /opt/venv /opt/venv"]
+    assert copies in (
+        ["--from=build /opt/venv /opt/venv"],
+        ["--from=build-console /opt/venv /opt/venv"],
+    )
     users = [rest for keyword, rest in final if keyword == "USER"]
     assert len(users) == 1 and re.fullmatch(r"[1-9]\d*:[1-9]\d*", users[0]), users
 
@@ -108,7 +129,7 @@ def test_the_console_target_carries_the_console_extra_and_the_ui() -> None:
     (build,) = [stage for stage in stages() if stage[0][1] == "build AS build-console"]
     (sync,) = [rest for keyword, rest in build if keyword == "RUN" and "uv sync" in rest]
     assert "--frozen" in sync and "--extra console" in sync and "console/ui/index.html" in sync
-    (console,) = [stage for stage in stages() if stage[0][1] == "${PYTHON_IMAGE} AS console"]
+    console = image(named_stage("console"))
     assert [rest for keyword, rest in console if keyword == "COPY"] == [
         "--from=build-console /opt/venv /opt/venv"
     ]
@@ -120,12 +141,24 @@ def test_the_console_target_carries_the_console_extra_and_the_ui() -> None:
 
 
 @pytest.mark.parametrize(
-    "label",
-    ["title", "description", "source", "licenses", "version", "revision"],
+    "stage", [stages()[-1], named_stage("console")], ids=["operator", "console"]
 )
-def test_oci_labels(label: str) -> None:
-    labels = " ".join(rest for keyword, rest in stages()[-1] if keyword == "LABEL")
-    assert f"org.opencontainers.image.{label}=" in labels
+@pytest.mark.parametrize(
+    "label",
+    ["title", "description", "documentation", "source", "licenses", "version", "revision"],
+)
+def test_oci_labels(stage: list[tuple[str, str]], label: str) -> None:
+    labels = [rest for keyword, rest in image(stage) if keyword == "LABEL"]
+    assert sum(f"org.opencontainers.image.{label}=" in rest for rest in labels) == 1, labels
+
+
+def test_the_two_images_tell_themselves_apart() -> None:
+    def title(stage: list[tuple[str, str]]) -> str:
+        labels = " ".join(rest for keyword, rest in image(stage) if keyword == "LABEL")
+        return re.search(r'image\.title="([^"]+)"', labels).group(1)  # type: ignore[union-attr]
+
+    assert title(stages()[-1]) == "devserver-operator"
+    assert title(named_stage("console")) == "devserver-console"
 
 
 def test_build_context_is_only_what_the_build_copies() -> None:
