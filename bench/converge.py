@@ -56,7 +56,7 @@ from bench.common import (
     stop_process,
 )
 from devserver_operator.kube.client import Credentials, KubeClient
-from devserver_operator.localcluster.audit import read_audit_events
+from devserver_operator.localcluster.audit import WRITE_VERBS, read_audit_events
 
 NAMESPACE = "bench"
 API_VERSION = "devserver.ecosphere.network/v1alpha1"
@@ -68,7 +68,6 @@ CHILD_KINDS = [
 CHILD_RESOURCES = ("deployments", "services", "networkpolicies")
 CONVERGE_TIMEOUT_SECONDS = 600.0
 CREATE_CONCURRENCY = 16
-WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 
 
 @dataclass

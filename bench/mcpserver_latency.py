@@ -36,6 +36,7 @@ from bench.common import (
     summary,
 )
 from devserver_operator.kube.client import Credentials, KubeClient
+from devserver_operator.localcluster.audit import WRITE_VERBS
 
 API = "/apis/devserver.ecosphere.network/v1alpha1"
 
@@ -125,8 +126,7 @@ def _operator_writes(audit_log: Path, start: int) -> dict[str, int]:
     kinds = (
         request_kind(event)
         for event in audit_requests(audit_log, start, OPERATOR_USER)
-        if event["verb"] in ("create", "update", "patch", "delete")
-        and "/namespaces/bench/" in event["requestURI"]
+        if event["verb"] in WRITE_VERBS and "/namespaces/bench/" in event["requestURI"]
     )
     return dict(Counter(kinds))
 
@@ -156,6 +156,7 @@ def main() -> int:
     )
     try:
         with control_plane(audit=True) as cluster:
+            assert cluster.audit_log_path is not None
             install_crds(cluster.kubeconfig_path)
             operator_kubeconfig = cluster.write_user_kubeconfig(OPERATOR_USER, ["system:masters"])
             with running_operator(operator_kubeconfig, resync_interval=60.0):
