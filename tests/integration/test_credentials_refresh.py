@@ -30,6 +30,7 @@ import pytest
 import yaml
 
 from devserver_operator.kube.client import KubeClient
+from devserver_operator.localcluster.audit import read_audit_events
 from tests.support.audit import AuditCursor
 from tests.support.operator_harness import (
     RunningOperator,
@@ -205,15 +206,11 @@ def _jti(token: str) -> str:
 def _credential_ids(cursor: AuditCursor, user: str, uri_part: str) -> set[str]:
     """The tokens (by JTI) ``user``'s requests to ``uri_part`` came with since ``cursor``."""
     found: set[str] = set()
-    with cursor.path.open() as log:
-        log.seek(cursor.offset)
-        for line in log:
-            if not line.endswith("\n"):
-                break
-            event = json.loads(line)
-            if event.get("user", {}).get("username") == user and uri_part in event["requestURI"]:
-                extra = event["user"].get("extra", {})
-                found.update(extra.get("authentication.kubernetes.io/credential-id", []))
+    events, _ = read_audit_events(cursor.path, cursor.offset)
+    for event in events:
+        if event.get("user", {}).get("username") == user and uri_part in event["requestURI"]:
+            extra = event["user"].get("extra", {})
+            found.update(extra.get("authentication.kubernetes.io/credential-id", []))
     return found
 
 

@@ -42,6 +42,7 @@ from devserver_operator.localcluster import (
     binaries,
     read_kubeconfig_credentials,
 )
+from devserver_operator.localcluster.audit import read_audit_events
 from tests.support.operator_harness import custom_resource, start_operator, wait_for
 
 pytestmark = pytest.mark.integration
@@ -399,15 +400,12 @@ def service_account_kubeconfig(
 
 
 def audit_events(path: Path, user: str) -> list[dict[str, Any]]:
-    events = []
-    with path.open() as log:
-        for line in log:
-            if not line.endswith("\n"):
-                break  # still being written by the API server
-            event = json.loads(line)
-            if event.get("stage") == "ResponseComplete" and event["user"]["username"] == user:
-                events.append(event)
-    return events
+    events, _ = read_audit_events(path, 0)
+    return [
+        event
+        for event in events
+        if event.get("stage") == "ResponseComplete" and event["user"]["username"] == user
+    ]
 
 
 async def make_available(kube: KubeClient, name: str, namespace: str) -> None:
