@@ -23,7 +23,6 @@ import httpx
 from devserver_operator.api.crd import build_all_crds
 from devserver_operator.kube.client import Credentials, KubeClient
 from devserver_operator.localcluster import ControlPlaneBinaries, LocalControlPlane
-from devserver_operator.localcluster.audit import read_audit_events
 from devserver_operator.runner import operate
 from devserver_operator.settings import OperatorSettings
 
@@ -190,16 +189,6 @@ def memory_mib(pid: int) -> tuple[float, float]:
         if key in ("VmRSS", "VmHWM"):
             values[key] = int(rest.split()[0]) / 1024
     return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
-
-
-def audit_requests(audit_log: Path, start: int, user: str) -> list[dict[str, Any]]:
-    """Completed requests of ``user`` in the audit log from byte offset ``start``."""
-    events, _ = read_audit_events(audit_log, start)
-    return [
-        event
-        for event in events
-        if event.get("stage") == "ResponseComplete" and event["user"]["username"] == user
-    ]
 
 
 def request_kind(event: dict[str, Any]) -> str:

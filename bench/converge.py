@@ -43,7 +43,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (
     OPERATOR_USER,
-    audit_requests,
     control_plane,
     cpu_seconds,
     install_crds,
@@ -56,7 +55,7 @@ from bench.common import (
     stop_process,
 )
 from devserver_operator.kube.client import Credentials, KubeClient
-from devserver_operator.localcluster.audit import WRITE_VERBS, read_audit_events
+from devserver_operator.localcluster.audit import WRITE_VERBS, answered_requests, read_audit_events
 
 NAMESPACE = "bench"
 API_VERSION = "devserver.ecosphere.network/v1alpha1"
@@ -232,12 +231,12 @@ async def converge(
             # Let the last writes of the convergence land before the idle window opens.
             await asyncio.sleep(min(resync, 5.0))
             await check_converged(kube, names)
-            converged_events = audit_requests(audit_log, audit_start, OPERATOR_USER)
+            converged_events = answered_requests(audit_log, audit_start, OPERATOR_USER)
             idle_start = audit_log.stat().st_size  # noqa: ASYNC240
             cpu_idle_start = cpu_seconds(process.pid)
             await asyncio.sleep(resync * 2 + 2)  # two full resync rounds of every object
             cpu_idle = cpu_seconds(process.pid) - cpu_idle_start
-            idle = audit_requests(audit_log, idle_start, OPERATOR_USER)
+            idle = answered_requests(audit_log, idle_start, OPERATOR_USER)
             rss_idle, peak_idle = memory_mib(process.pid)
         finally:
             stop_profiler(recorder)

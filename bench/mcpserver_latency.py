@@ -26,7 +26,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (
     OPERATOR_USER,
-    audit_requests,
     control_plane,
     http_client,
     install_crds,
@@ -36,7 +35,7 @@ from bench.common import (
     summary,
 )
 from devserver_operator.kube.client import Credentials, KubeClient
-from devserver_operator.localcluster.audit import WRITE_VERBS
+from devserver_operator.localcluster.audit import WRITE_VERBS, answered_requests
 
 API = "/apis/devserver.ecosphere.network/v1alpha1"
 
@@ -125,7 +124,7 @@ def _server(name: str, spec: dict[str, Any]) -> dict[str, Any]:
 def _operator_writes(audit_log: Path, start: int) -> dict[str, int]:
     kinds = (
         request_kind(event)
-        for event in audit_requests(audit_log, start, OPERATOR_USER)
+        for event in answered_requests(audit_log, start, OPERATOR_USER)
         if event["verb"] in WRITE_VERBS and "/namespaces/bench/" in event["requestURI"]
     )
     return dict(Counter(kinds))

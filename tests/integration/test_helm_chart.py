@@ -42,7 +42,7 @@ from devserver_operator.localcluster import (
     binaries,
     read_kubeconfig_credentials,
 )
-from devserver_operator.localcluster.audit import read_audit_events
+from devserver_operator.localcluster.audit import answered_requests
 from tests.support.operator_harness import custom_resource, start_operator, wait_for
 
 pytestmark = pytest.mark.integration
@@ -399,15 +399,6 @@ def service_account_kubeconfig(
     return target
 
 
-def audit_events(path: Path, user: str) -> list[dict[str, Any]]:
-    events, _ = read_audit_events(path, 0)
-    return [
-        event
-        for event in events
-        if event.get("stage") == "ResponseComplete" and event["user"]["username"] == user
-    ]
-
-
 async def make_available(kube: KubeClient, name: str, namespace: str) -> None:
     """Play the Deployment controller (no kubelet here): report one ready pod."""
     live = await kube.get("apps/v1", "Deployment", name, namespace)
@@ -563,7 +554,7 @@ async def test_install_run_as_the_chart_service_account_and_uninstall(
         assert not running.errors, running.errors
 
         assert local.audit_log_path is not None
-        events = audit_events(local.audit_log_path, user)
+        events = answered_requests(local.audit_log_path, 0, user)
         writes = [e for e in events if e["verb"] in ("create", "patch", "update", "delete")]
         assert any("/deployments/fs" in e["requestURI"] for e in writes), "it did the work"
         assert any(

@@ -41,7 +41,7 @@ from pydantic import ValidationError
 
 from devserver_operator.api import API_VERSION, KINDS_BY_NAME
 from devserver_operator.localcluster import LocalControlPlane
-from devserver_operator.localcluster.audit import WRITE_VERBS, read_audit_events
+from devserver_operator.localcluster.audit import WRITE_VERBS, answered_requests
 from tests.integration.conftest import ControlPlaneAccess
 from tests.reliability.fuzz_strategies import (
     CANARY_KEYS,
@@ -452,17 +452,13 @@ def test_the_operator_never_loops(
 
 def _writes_since(audit_log: Path, offset: int) -> list[tuple[str, str]]:
     """(object path, verb and response code) of each write by the operator, Events aside."""
-    events, _ = read_audit_events(audit_log, offset)
     return [
         (
             event["requestURI"].split("?", 1)[0].removesuffix("/status"),
             f"{event['verb']} {event.get('responseStatus', {}).get('code')}",
         )
-        for event in events
-        if event.get("stage") == "ResponseComplete"
-        and event.get("user", {}).get("username") == OPERATOR_USER
-        and event["verb"] in WRITE_VERBS
-        and "/events" not in event["requestURI"]
+        for event in answered_requests(audit_log, offset, OPERATOR_USER)
+        if event["verb"] in WRITE_VERBS and "/events" not in event["requestURI"]
     ]
 
 

@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from devserver_operator.localcluster.audit import WRITE_VERBS, read_audit_events
+from devserver_operator.localcluster.audit import WRITE_VERBS, answered_requests
 
 OPERATOR_USER = "devserver-operator-test"
 
@@ -23,12 +23,9 @@ class AuditCursor:
 
     def requests(self, user: str = OPERATOR_USER) -> list[tuple[str, str]]:
         """(verb, requestURI) of every request by ``user`` since the cursor was placed."""
-        events, _ = read_audit_events(self.path, self.offset)
         return [
             (event["verb"], event["requestURI"])
-            for event in events
-            if event.get("stage") == "ResponseComplete"
-            and event.get("user", {}).get("username") == user
+            for event in answered_requests(self.path, self.offset, user)
         ]
 
     def writes(self, user: str = OPERATOR_USER) -> list[tuple[str, str]]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from devserver_operator.localcluster.audit import read_audit_events
+from devserver_operator.localcluster.audit import answered_requests, read_audit_events
 from tests.support.audit import AuditCursor
 
 
@@ -77,3 +77,18 @@ def test_a_reader_started_inside_an_unfinished_line_waits_past_it(tmp_path: Path
         appending.write(cut[20:] + _event("update", "/after"))
     events, _ = read_audit_events(log, offset)
     assert [event["requestURI"] for event in events] == ["/after"]
+
+
+def test_each_answered_request_of_the_user_counts_once(tmp_path: Path) -> None:
+    log = tmp_path / "audit.log"
+    watch_started = {**json.loads(_event("watch", "/w")), "stage": "ResponseStarted"}
+    log.write_text(
+        json.dumps(watch_started)
+        + "\n"
+        + _event("watch", "/w")
+        + _event("get", "/other", user="somebody-else")
+    )
+    answered = answered_requests(log, 0, "someone")
+    assert [(event["verb"], event["stage"]) for event in answered] == [
+        ("watch", "ResponseComplete")
+    ]

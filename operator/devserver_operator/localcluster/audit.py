@@ -27,3 +27,15 @@ def read_audit_events(path: Path, offset: int) -> tuple[list[dict[str, Any]], in
     complete = data[: data.rfind(b"\n") + 1]
     events = [json.loads(line) for line in complete.splitlines()]
     return events, start + len(complete)
+
+
+def answered_requests(path: Path, offset: int, user: str) -> list[dict[str, Any]]:
+    """The requests of ``user`` answered from byte ``offset`` on, one event each: a watch
+    also logs ResponseStarted, but every request ends in one ResponseComplete."""
+    events, _ = read_audit_events(path, offset)
+    return [
+        event
+        for event in events
+        if event.get("stage") == "ResponseComplete"
+        and event.get("user", {}).get("username") == user
+    ]
