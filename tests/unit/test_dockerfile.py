@@ -52,6 +52,14 @@ def named_stage(name: str) -> list[tuple[str, str]]:
     return stage
 
 
+# The two images a release ships: the operator (the default, last stage) and the console.
+RUNTIME_IMAGES = pytest.mark.parametrize(
+    ("stage", "venv_from"),
+    [(stages()[-1], "build"), (named_stage("console"), "build-console")],
+    ids=["operator", "console"],
+)
+
+
 def test_hadolint_finds_nothing() -> None:
     result = subprocess.run(
         ["bash", str(REPO / "hack" / "hadolint.sh")],
@@ -105,17 +113,14 @@ def test_dependencies_come_from_the_lock_file() -> None:
     assert any("--no-editable" in s for s in syncs)
 
 
-@pytest.mark.parametrize(
-    "stage", [stages()[-1], named_stage("console")], ids=["operator", "console"]
-)
-def test_runtime_images_have_no_compilers_caches_or_root(stage: list[tuple[str, str]]) -> None:
+@RUNTIME_IMAGES
+def test_runtime_images_have_no_compilers_caches_or_root(
+    stage: list[tuple[str, str]], venv_from: str
+) -> None:
     final = image(stage)
     assert not [rest for keyword, rest in final if keyword == "RUN"], "nothing is installed"
     copies = [rest for keyword, rest in final if keyword == "COPY"]
-    assert copies in (
-        ["--from=build /opt/venv /opt/venv"],
-        ["--from=build-console /opt/venv /opt/venv"],
-    )
+    assert copies == [f"--from={venv_from} /opt/venv /opt/venv"]
     users = [rest for keyword, rest in final if keyword == "USER"]
     assert len(users) == 1 and re.fullmatch(r"[1-9]\d*:[1-9]\d*", users[0]), users
 
@@ -140,14 +145,12 @@ def test_the_console_target_carries_the_console_extra_and_the_ui() -> None:
     assert re.fullmatch(r"[1-9]\d*:[1-9]\d*", user)
 
 
-@pytest.mark.parametrize(
-    "stage", [stages()[-1], named_stage("console")], ids=["operator", "console"]
-)
+@RUNTIME_IMAGES
 @pytest.mark.parametrize(
     "label",
     ["title", "description", "documentation", "source", "licenses", "version", "revision"],
 )
-def test_oci_labels(stage: list[tuple[str, str]], label: str) -> None:
+def test_oci_labels(stage: list[tuple[str, str]], venv_from: str, label: str) -> None:
     labels = [rest for keyword, rest in image(stage) if keyword == "LABEL"]
     assert sum(f"org.opencontainers.image.{label}=" in rest for rest in labels) == 1, labels
 
